@@ -2,7 +2,14 @@
 experiment layer (``python -m rl8.train``)."""
 
 from .algorithms import Algorithm, AlgorithmConfig, RecurrentAlgorithm, RecurrentAlgorithmConfig
-from .conditions import And, HitsLowerBound, HitsUpperBound, Plateaus, StopsDecreasing, StopsIncreasing
+from .conditions import (
+    And,
+    HitsLowerBound,
+    HitsUpperBound,
+    Plateaus,
+    StopsDecreasing,
+    StopsIncreasing,
+)
 from .env import ContinuousDummyEnv, DiscreteDummyEnv, Env, EnvFactory
 from .trainers import GenericTrainerBase, RecurrentTrainer, TrainConfig, Trainer
 

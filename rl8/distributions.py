@@ -177,4 +177,3 @@ def default_distribution_cls(action_spec: Spec) -> type[Distribution]:
     raise TypeError(
         f"No default distribution for action spec {action_spec!r}: pass distribution_cls."
     )
-

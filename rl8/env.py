@@ -7,10 +7,15 @@ construction::
     env = env_cls(num_envs, horizon, config=env_config, device=device)
     obs = env.reset(config=env_config)        # [num_envs, *observation_spec.shape]
     obs, reward = env.step(action)            # reward: [num_envs] (or [num_envs, 1])
+    obs, reward, terminated = env.step(action)  # optionally: [num_envs] bool
 
-There is no ``done`` signal: an environment that has episodes resets finished
-sub-environments itself, inside the batch, and shows failure through its
-reward. The algorithm resets the whole batch every ``horizons_per_env_reset``
+An environment that has episodes resets finished sub-environments itself,
+inside the batch (``obs`` is then the new episode's first observation). It
+may return a third ``terminated`` flag for sub-environments whose episode
+ended in a terminal state (e.g. a pole that fell): PPO then stops
+bootstrapping value across that step, which makes failure cost all future
+reward instead of one step's. Episodes cut by a time limit are not
+terminated; without the flag every environment is treated as continuing. The algorithm resets the whole batch every ``horizons_per_env_reset``
 horizons (never when that is ``-1``).
 
 Physical parameters come from ``env_config``. An environment declares them in
@@ -135,15 +140,16 @@ class Env:
         constructor's config. Returns the initial observation."""
         raise NotImplementedError
 
-    def step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(self, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Advance every sub-environment one step.
 
         Args:
             action: ``[num_envs, *action_spec.shape]``.
 
         Returns:
-            ``(obs, reward)``: ``[num_envs, *observation_spec.shape]`` and
-            ``[num_envs]``.
+            ``(obs, reward)`` or ``(obs, reward, terminated)``:
+            ``[num_envs, *observation_spec.shape]``, ``[num_envs]`` and an
+            optional ``[num_envs]`` bool tensor (see the module docstring).
         """
         raise NotImplementedError
 

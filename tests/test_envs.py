@@ -57,7 +57,7 @@ def test_shapes_and_dtypes(cls, obs_dim, action_spec, device):
     assert obs.shape == (n, obs_dim) and obs.dtype == torch.float32
     assert obs.device.type == device
     for _ in range(5):
-        obs, reward = env.step(random_action(env, n))
+        obs, reward, *_ = env.step(random_action(env, n))
         assert obs.shape == (n, obs_dim) and obs.dtype == torch.float32
         assert reward.shape == (n,) and reward.dtype == torch.float32
         assert obs.device.type == device and reward.device.type == device
@@ -130,7 +130,7 @@ def test_cartpole_matches_anchor_dynamics():
     for _ in range(150):
         action = torch.randint(0, 2, (n, 1), generator=gen)
         ref_obs, ref_reward, terminated, _, _ = ref.step_with_final(action)
-        obs, reward = env.step(action)
+        obs, reward, *_ = env.step(action)
         assert torch.equal(reward, ref_reward)
         assert torch.equal(env.fell, terminated)
         torch.testing.assert_close(obs[~terminated], ref_obs[~terminated], rtol=1e-6, atol=1e-6)
@@ -146,7 +146,7 @@ def test_cartpole_fall_gives_zero_reward_and_resets_in_place():
         [[0.0, 0.0, 0.0, 0.0], [2.39, 1.0, 0.0, 0.0], [0.0, 0.0, 0.2, 1.0]]
     )  # sub-env 1 leaves the track, sub-env 2 falls over
     env.episode_steps = torch.tensor([5, 10, 20])
-    obs, reward = env.step(torch.tensor([[1], [1], [1]]))
+    obs, reward, *_ = env.step(torch.tensor([[1], [1], [1]]))
     assert reward.tolist() == [1.0, 0.0, 0.0]
     assert env.fell.tolist() == [False, True, True]
     assert env.episode_steps.tolist() == [6, 0, 0]
@@ -161,7 +161,7 @@ def test_cartpole_infinite_horizon_no_time_limit():
     env.reset()
     for _ in range(600):
         env.state = torch.zeros(4, 4)  # hold the pole upright
-        _, reward = env.step(torch.tensor([[0], [1], [0], [1]]))
+        _, reward, *_ = env.step(torch.tensor([[0], [1], [0], [1]]))
         assert bool((reward == 1).all())
     assert env.episode_steps.tolist() == [600] * 4
 
@@ -176,7 +176,7 @@ def test_cartpole_per_env_tensor_params():
     start = torch.tensor([0.01, 0.0, 0.03, 0.0]).expand(n, 4).clone()
     env.state = start.clone()
     for _ in range(10):
-        obs, _ = env.step(torch.ones(n, 1, dtype=torch.int64))
+        obs, *_ = env.step(torch.ones(n, 1, dtype=torch.int64))
     assert torch.equal(obs[0], obs[1])  # same params, same trajectory
     assert not torch.allclose(obs[1], obs[2]) and not torch.allclose(obs[2], obs[3])
     # The pole starts tilted right (theta > 0): more gravity pulls it further over.
@@ -203,7 +203,7 @@ def test_pendulum_reward_and_dynamics_match_formula():
     thdot = torch.tensor([0.0, -2.0, 7.9, 1.0, -8.0, 3.0])
     u = torch.tensor([0.0, 1.5, -2.0, 5.0, -7.0, 0.3])  # 5 and -7 get clipped to +-2
     env.state = torch.stack((th, thdot), dim=-1)
-    obs, reward = env.step(u.unsqueeze(-1))
+    obs, reward, *_ = env.step(u.unsqueeze(-1))
     uc = u.clamp(-2.0, 2.0)
     norm = ((th + math.pi) % (2 * math.pi)) - math.pi
     expected = -(norm**2 + 0.1 * thdot**2 + 0.001 * uc**2)
@@ -246,7 +246,7 @@ def test_pendulum_custom_max_torque_sets_spec():
     assert env.action_spec == BoundedSpec(1, low=-1.0, high=1.0)
     env.reset()
     env.state = torch.zeros(2, 2)
-    _, reward = env.step(torch.tensor([[3.0], [-3.0]]))
+    _, reward, *_ = env.step(torch.tensor([[3.0], [-3.0]]))
     torch.testing.assert_close(reward, torch.full((2,), -0.001))
 
 
@@ -262,10 +262,10 @@ def test_memory_episode_structure():
     assert obs.tolist() == [[1.0, 0.0]]
     rewards = []
     for t in range(1, 4):
-        obs, r = env.step(torch.tensor([[0]]))
+        obs, r, *_ = env.step(torch.tensor([[0]]))
         rewards.append(float(r))
         assert obs.tolist() == ([[0.0, 1.0]] if t == 3 else [[0.0, 0.0]])
-    obs, r = env.step(torch.tensor([[1]]))  # the right answer, at the query step
+    obs, r, *_ = env.step(torch.tensor([[1]]))  # the right answer, at the query step
     assert rewards == [0.0, 0.0, 0.0] and float(r) == 1.0
     assert obs[0, 0].abs() == 1.0 and obs[0, 1] == 0.0  # new episode, new cue shown
     assert env.max_mean_reward == pytest.approx(0.25)
@@ -286,7 +286,7 @@ def test_memory_oracle_gets_max_reward_and_constant_gets_half(delay):
     const_env.reset()
     for t in range(period * 11):
         remembered = torch.where(obs[:, 0] != 0, obs[:, 0] > 0, remembered)
-        obs, r = env.step(remembered.long().unsqueeze(-1))
+        obs, r, *_ = env.step(remembered.long().unsqueeze(-1))
         _, rc = const_env.step(torch.ones(n, 1, dtype=torch.int64))
         if t >= period:  # after one full period every sub-env has seen its cue
             oracle.append(r)
@@ -302,7 +302,7 @@ def test_memory_per_env_delay():
     env.phase = torch.tensor([0, 0])
     queries = []
     for _ in range(8):
-        obs, _ = env.step(torch.zeros(2, 1, dtype=torch.int64))
+        obs, *_ = env.step(torch.zeros(2, 1, dtype=torch.int64))
         queries.append(obs[:, 1].tolist())
     assert [q[0] for q in queries] == [1.0, 0.0] * 4
     assert [q[1] for q in queries] == [0.0, 0.0, 1.0, 0.0] * 2

@@ -17,7 +17,7 @@ from ..schedulers import EntropyScheduler, LRScheduler
 from .config import AlgorithmConfig
 from .ppo import STAT_KEYS, PPOLoss
 
-DEFAULT_LR = 3e-4
+DEFAULT_LR = 1e-3
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -48,9 +48,7 @@ class AlgorithmBase:
     env: Env
     policy: Any
 
-    def __init__(
-        self, env_cls: EnvFactory, config: AlgorithmConfig, policy_cls: type
-    ) -> None:
+    def __init__(self, env_cls: EnvFactory, config: AlgorithmConfig, policy_cls: type) -> None:
         self.config = config.validate()
         self.hparams = config  # the original's name for the same thing
         self.device = resolve_device(config.device)
@@ -71,8 +69,10 @@ class AlgorithmBase:
                 self.policy.model.parameters(), **optimizer_config
             )
         except TypeError as e:
-            raise ValueError(f"optimizer_config {optimizer_config} is invalid for "
-                             f"{getattr(config.optimizer_cls, '__name__', config.optimizer_cls)}: {e}") from None
+            raise ValueError(
+                f"optimizer_config {optimizer_config} is invalid for "
+                f"{getattr(config.optimizer_cls, '__name__', config.optimizer_cls)}: {e}"
+            ) from None
         self.lr_scheduler = LRScheduler(
             self.optimizer, schedule=config.lr_schedule, kind=config.lr_schedule_kind
         )
@@ -204,7 +204,16 @@ class AlgorithmBase:
         r_std, r_mean = torch.std_mean(returns)
         w_std, w_mean = torch.std_mean(rewards)
         values = torch.stack(
-            [returns.min(), returns.max(), r_mean, r_std, rewards.min(), rewards.max(), w_mean, w_std]
+            [
+                returns.min(),
+                returns.max(),
+                r_mean,
+                r_std,
+                rewards.min(),
+                rewards.max(),
+                w_mean,
+                w_std,
+            ]
         ).tolist()
         keys = (
             "returns/min", "returns/max", "returns/mean", "returns/std",

@@ -41,7 +41,7 @@ class AlgorithmConfig:
     num_envs: int = 512
     #: Optimizer class. Default ``torch.optim.Adam``.
     optimizer_cls: Any = torch.optim.Adam
-    #: Optimizer keyword arguments. Default ``{"lr": 3e-4}``.
+    #: Optimizer keyword arguments. Default ``{"lr": 1e-3}``.
     optimizer_config: dict[str, Any] | None = None
     #: Accumulate gradients over all minibatches of an SGD iteration, one optimizer step each.
     accumulate_grads: bool = False
@@ -63,7 +63,7 @@ class AlgorithmConfig:
     gamma: float = 0.99
     #: Transitions per SGD minibatch; ``None`` uses the whole buffer; ``"auto"``
     #: (default) uses ``min(4096, num_envs * horizon)``.
-    sgd_minibatch_size: int | None | Literal["auto"] = "auto"
+    sgd_minibatch_size: int | Literal["auto"] | None = "auto"
     #: Passes over the buffer per update. Default 4.
     num_sgd_iters: int = 4
     #: Shuffle samples between minibatches. Default True.
@@ -160,7 +160,9 @@ class AlgorithmConfig:
             try:
                 torch.device(dev)
             except RuntimeError:
-                raise ValueError(f"device must be 'auto', 'cpu', 'cuda[:N]', ..., got {dev!r}.") from None
+                raise ValueError(
+                    f"device must be 'auto', 'cpu', 'cuda[:N]', ..., got {dev!r}."
+                ) from None
         return self
 
     @property

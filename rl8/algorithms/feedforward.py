@@ -39,6 +39,7 @@ class Algorithm(AlgorithmBase):
         self.logp = torch.zeros(n, t, device=dev)
         self.rewards = torch.zeros(n, t, device=dev)
         self.values = torch.zeros(n, t + 1, device=dev)
+        self.nonterminal = torch.ones(n, t, device=dev)
 
     @torch.no_grad()
     def collect(
@@ -62,16 +63,22 @@ class Algorithm(AlgorithmBase):
             self._force_reset = False
         else:
             self.obs[:, 0] = self.obs[:, -1]
-        model, dist_cls, spec = self.policy.model, self.policy.distribution_cls, self.env.action_spec
+        model, dist_cls, spec = (
+            self.policy.model,
+            self.policy.distribution_cls,
+            self.env.action_spec,
+        )
         obs = self.obs[:, 0]
         for t in range(self.config.horizon):
             dist = dist_cls(model.policy(obs), spec)
             action = dist.deterministic_sample() if deterministic else dist.sample()
             self.actions[:, t] = action
             self.logp[:, t] = dist.logp(action)
-            obs, reward = self.env.step(action)
+            obs, reward, *terminated = self.env.step(action)
             self.obs[:, t + 1] = obs
             self.rewards[:, t] = reward.reshape(-1)
+            if terminated:
+                self.nonterminal[:, t] = ~terminated[0].reshape(-1)
         self._compute_values()
         self.state.horizons += 1
         self.state.buffered = True
@@ -106,10 +113,12 @@ class Algorithm(AlgorithmBase):
             rewards = self.rewards
             if cfg.normalize_rewards:
                 scale, self._running_return = discounted_return_scale(
-                    rewards, self._running_return, cfg.gamma
+                    rewards, self._running_return, cfg.gamma, self.nonterminal
                 )
                 rewards = rewards / scale
-            advantages, returns = gae(rewards, self.values, cfg.gamma, cfg.gae_lambda)
+            advantages, returns = gae(
+                rewards, self.values, cfg.gamma, cfg.gae_lambda, self.nonterminal
+            )
             if cfg.normalize_advantages:
                 std, mean = torch.std_mean(advantages)
                 advantages = (advantages - mean) / (std + 1e-8)

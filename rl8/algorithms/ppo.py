@@ -17,7 +17,7 @@ __all__ = ["PPOLoss", "discounted_return_scale", "gae", "ppo_loss"]
 
 
 def discounted_return_scale(
-    rewards: torch.Tensor, running: torch.Tensor, gamma: float
+    rewards: torch.Tensor, running: torch.Tensor, gamma: float, nonterminal: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Reward scaling (Engstrom et al. 2020, "Implementation Matters"):
     rewards are divided by the standard deviation of the running discounted
@@ -27,6 +27,7 @@ def discounted_return_scale(
         rewards: ``[N, T]``.
         running: ``[N]`` discounted return carried over from earlier horizons.
         gamma: Discount factor.
+        nonterminal: ``[N, T]``, 0 after a terminal step (the return restarts).
 
     Returns:
         ``(scale, running)``: a 0-dim tensor (>= 1e-8) and the updated ``[N]``.
@@ -35,20 +36,28 @@ def discounted_return_scale(
     for t in range(rewards.shape[1]):
         running = gamma * running + rewards[:, t]
         returns[:, t] = running
+        running = running * nonterminal[:, t]
     return returns.std().clamp_min(1e-8), running
 
 
 def gae(
-    rewards: torch.Tensor, values: torch.Tensor, gamma: float, gae_lambda: float
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    gamma: float,
+    gae_lambda: float,
+    nonterminal: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalized Advantage Estimation (Schulman et al. 2016).
 
-    The environments are continuing (no terminal flags): the value of the
-    observation after the last step bootstraps every sequence.
+    The value of the observation after the last step bootstraps every
+    sequence; a terminal step (``nonterminal == 0``) stops bootstrapping and
+    the advantage recursion there.
 
     Args:
         rewards: ``[N, T]``.
         values: ``[N, T + 1]`` value estimates of every observation incl. the last.
+        nonterminal: ``[N, T]`` floats, 0 where step ``t`` ended an episode in
+            a terminal state; ``None`` for continuing environments.
 
     Returns:
         ``(advantages, returns)``, both ``[N, T]``; returns = advantages + values.
@@ -56,7 +65,11 @@ def gae(
     advantages = torch.empty_like(rewards)
     last = torch.zeros_like(rewards[:, 0])
     for t in reversed(range(rewards.shape[1])):
-        delta = rewards[:, t] + gamma * values[:, t + 1] - values[:, t]
+        next_value = values[:, t + 1]
+        if nonterminal is not None:
+            next_value = next_value * nonterminal[:, t]
+            last = last * nonterminal[:, t]
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
         last = delta + gamma * gae_lambda * last
         advantages[:, t] = last
     return advantages, advantages + values[:, :-1]

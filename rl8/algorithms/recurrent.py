@@ -46,6 +46,7 @@ class RecurrentAlgorithm(AlgorithmBase):
         self.logp = torch.zeros(n, t, device=dev)
         self.rewards = torch.zeros(n, t, device=dev)
         self.values = torch.zeros(n, t + 1, device=dev)
+        self.nonterminal = torch.ones(n, t, device=dev)
         self.recurrent_state: State = self.policy.model.init_state(n, dev)
         # Stored state at the start of each sequence: per state tensor
         # [num_seqs, layers, N, H].
@@ -85,9 +86,12 @@ class RecurrentAlgorithm(AlgorithmBase):
             self.actions[:, t] = action
             self.logp[:, t] = logp
             self.values[:, t] = value
-            obs, reward = self.env.step(action)
+            obs, reward, *terminated = self.env.step(action)
             self.obs[:, t + 1] = obs
             self.rewards[:, t] = reward.reshape(-1)
+            if terminated:
+                self.nonterminal[:, t] = ~terminated[0].reshape(-1)
+                state = tuple(s * self.nonterminal[:, t].view(1, -1, 1) for s in state)
         # Bootstrap value of the last observation; its state update is
         # discarded (the next horizon processes that observation itself).
         _, last_value, _ = self.policy.model(obs.unsqueeze(1), state)
@@ -116,10 +120,12 @@ class RecurrentAlgorithm(AlgorithmBase):
             rewards = self.rewards
             if cfg.normalize_rewards:
                 scale, self._running_return = discounted_return_scale(
-                    rewards, self._running_return, cfg.gamma
+                    rewards, self._running_return, cfg.gamma, self.nonterminal
                 )
                 rewards = rewards / scale
-            advantages, returns = gae(rewards, self.values, cfg.gamma, cfg.gae_lambda)
+            advantages, returns = gae(
+                rewards, self.values, cfg.gamma, cfg.gae_lambda, self.nonterminal
+            )
             if cfg.normalize_advantages:
                 std, mean = torch.std_mean(advantages)
                 advantages = (advantages - mean) / (std + 1e-8)

@@ -156,4 +156,4 @@ class CartPole(Env):
         self.last_episode_steps = torch.where(ok, self.last_episode_steps, steps)
         self.episode_steps = torch.where(ok, steps, 0)
         self.state = torch.where(ok.unsqueeze(-1), new_state, self._sample_init())
-        return self.state.clone(), reward
+        return self.state.clone(), reward, self.fell

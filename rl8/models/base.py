@@ -64,9 +64,7 @@ class RecurrentModel(nn.Module):
         """Zero state for ``batch_size`` sequences."""
         raise NotImplementedError
 
-    def forward(
-        self, obs: torch.Tensor, state: State
-    ) -> tuple[torch.Tensor, torch.Tensor, State]:
+    def forward(self, obs: torch.Tensor, state: State) -> tuple[torch.Tensor, torch.Tensor, State]:
         raise NotImplementedError
 
 

@@ -69,9 +69,7 @@ class LSTMModel(RecurrentModel):
         z = torch.zeros(self.num_layers, batch_size, self.hidden_size, device=device)
         return (z, z.clone())
 
-    def forward(
-        self, obs: torch.Tensor, state: State
-    ) -> tuple[torch.Tensor, torch.Tensor, State]:
+    def forward(self, obs: torch.Tensor, state: State) -> tuple[torch.Tensor, torch.Tensor, State]:
         x = self.encoder(flat_obs(obs, 2))
         h0, c0 = state
         y, (h, c) = self.lstm(x, (h0.contiguous(), c0.contiguous()))

@@ -180,7 +180,12 @@ class Trainer(GenericTrainerBase[Algorithm]):
     """
 
     def __init__(
-        self, env_cls: EnvFactory, /, *, tracker: MlflowTracker | None = None, **algorithm_config: Any
+        self,
+        env_cls: EnvFactory,
+        /,
+        *,
+        tracker: MlflowTracker | None = None,
+        **algorithm_config: Any,
     ) -> None:
         super().__init__(Algorithm(env_cls, **algorithm_config), tracker=tracker)
 
@@ -195,6 +200,11 @@ class RecurrentTrainer(GenericTrainerBase[RecurrentAlgorithm]):
     """
 
     def __init__(
-        self, env_cls: EnvFactory, /, *, tracker: MlflowTracker | None = None, **algorithm_config: Any
+        self,
+        env_cls: EnvFactory,
+        /,
+        *,
+        tracker: MlflowTracker | None = None,
+        **algorithm_config: Any,
     ) -> None:
         super().__init__(RecurrentAlgorithm(env_cls, **algorithm_config), tracker=tracker)
