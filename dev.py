@@ -31,7 +31,7 @@ def run(*cmd: str) -> None:
 
 
 def bootstrap() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py may run under an older python3
         sys.exit(f"rl8 needs Python >= 3.11, this is {sys.version.split()[0]}.")
     if not PY.exists():
         print(f"creating {VENV} ...", flush=True)
