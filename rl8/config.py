@@ -508,9 +508,9 @@ def build(cfg: DictConfig) -> Built:
             f"trainer.horizons_per_env_reset={hper}: evaluation starts on an env reset."
         )
     if hper < 0 and getattr(schedule, "params", None):
-        log.warning(
-            "schedule: with trainer.horizons_per_env_reset=-1 the env is reset only once, "
-            "so the schedule is drawn once; set horizons_per_env_reset > 0 to redraw it."
+        raise ConfigError(
+            "schedule needs trainer.horizons_per_env_reset > 0: a schedule is drawn at env "
+            "resets, and with -1 the env is reset only once, before training."
         )
     return Built(
         train_config=train_config,

@@ -152,6 +152,10 @@ def test_composition_rejects_unknown_keys_and_wrong_types(compose, overrides, ke
         (["seed=-1"], "seed"),
         (["device=tpu"], "device"),
         (["env=cartpole", "schedule=pendulum_randomization"], "schedule"),
+        (
+            ["schedule=cartpole_curriculum", "trainer.horizons_per_env_reset=-1", "eval.every=10"],
+            "trainer.horizons_per_env_reset",
+        ),
         (["+stop.conditions=[{_target_: rl8.conditions.Nope}]"], "stop.conditions[0]"),
     ],
 )

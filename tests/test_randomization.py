@@ -365,7 +365,7 @@ def test_example_yamls_validate_against_builtin_envs():
         ("cartpole_curriculum", envs.CartPole),
         ("pendulum_randomization", envs.Pendulum),
     ]:
-        s = instantiate(OmegaConf.load(CONF / f"{name}.yaml"), seed=0)
+        s = instantiate(OmegaConf.load(CONF / f"{name}.yaml").schedule, seed=0)
         s.validate(env_cls)
         defaults = {k: p.default for k, p in env_cls.params.items()}
         stages = 1 if s.curriculum is None else len(s.curriculum.stages)

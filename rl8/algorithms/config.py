@@ -89,8 +89,8 @@ class AlgorithmConfig:
     device: str | torch.device = "auto"
     #: Largest number of transitions pushed through the model at once in an
     #: update; larger minibatches are split with gradients accumulated (same
-    #: result, better cache use). Default 16384.
-    update_chunk_size: int = 16384
+    #: result, better cache use). Default 4096.
+    update_chunk_size: int = 4096
 
     @classmethod
     def fields(cls) -> list[str]:
