@@ -325,10 +325,7 @@ def _check_finite(stats: Mapping[str, float], step: int, env_steps: int) -> None
 
 def _env_reset_due(algorithm: Any) -> bool:
     """Whether the next collect resets the environment (and uses its env_config)."""
-    if getattr(algorithm, "_force_reset", False):
-        return True
-    due = getattr(algorithm, "_needs_env_reset", None)
-    return bool(due()) if callable(due) else True
+    return bool(algorithm.env_reset_due)
 
 
 def run(

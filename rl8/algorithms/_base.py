@@ -116,6 +116,22 @@ class AlgorithmBase:
         hper = self.config.horizons_per_env_reset
         return self.state.horizons == 0 or (hper > 0 and self.state.horizons % hper == 0)
 
+    @property
+    def env_reset_due(self) -> bool:
+        """Whether the next :meth:`collect` resets the environment (and so
+        applies its ``env_config``)."""
+        return self._force_reset or self._needs_env_reset()
+
+    def collect(
+        self, *, env_config: Mapping[str, Any] | None = None, deterministic: bool = False
+    ) -> dict[str, float]:
+        """Collect one horizon from every sub-environment (see subclasses)."""
+        raise NotImplementedError
+
+    def step(self) -> dict[str, float]:
+        """Update the policy once with the collected buffer (see subclasses)."""
+        raise NotImplementedError
+
     def memory_stats(self) -> dict[str, float]:
         """CUDA memory in MiB (empty on CPU)."""
         if self.device.type != "cuda":

@@ -56,7 +56,7 @@ class Algorithm(AlgorithmBase):
             ``rewards/*``, ``env/steps``, ``env/resets``, ``profiling/collect_ms``.
         """
         t0 = time.perf_counter()
-        reset = self._needs_env_reset() or self._force_reset
+        reset = self.env_reset_due
         if reset:
             self.obs[:, 0] = self.env.reset(config=env_config)
             self._running_return.zero_()

@@ -65,7 +65,7 @@ class RecurrentAlgorithm(AlgorithmBase):
         sequences."""
         t0 = time.perf_counter()
         cfg = self.config
-        reset = self._needs_env_reset() or self._force_reset
+        reset = self.env_reset_due
         if reset:
             self.obs[:, 0] = self.env.reset(config=env_config)
             self._running_return.zero_()

@@ -124,7 +124,7 @@ class CartPole(Env):
         self._reset_state()
         return self.state.clone()
 
-    def step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Advance every sub-env by ``tau`` seconds.
 
         Args:
