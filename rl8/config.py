@@ -321,6 +321,9 @@ class Built:
     conditions: list[Callable[[Mapping[str, float]], bool]]
     #: ``eval.env_config`` (None when empty).
     eval_env_config: dict[str, Any] | None
+    #: A schedule drawing ``eval.env_config`` per sub-env at each evaluation,
+    #: when some of its values are distributions (e.g. ``{low: 0.5, high: 2}``).
+    eval_schedule: Any = None
 
 
 def _first_line(e: BaseException) -> str:
@@ -425,8 +428,22 @@ def build(cfg: DictConfig) -> Built:
     env_config = _plain(cfg.env.config) or {}
     eval_env_config = _plain(cfg.eval.env_config) or None
     validate_env = getattr(env_class, "validate_config", None)
+    eval_schedule = None
+    if eval_env_config and any(isinstance(v, Mapping) for v in eval_env_config.values()):
+        # Distributions (a range to evaluate on) are drawn by a schedule of their own.
+        from .randomization import Schedule
+
+        try:
+            eval_schedule = Schedule.from_config(params=eval_env_config, seed=cfg.seed + 1)
+            if getattr(env_class, "params", None) is not None:
+                eval_schedule.validate(env_class, schedule_defaults(env_class, env_config))
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"eval.env_config: {_first_line(e)}") from None
     if validate_env is not None:
-        for key, conf in (("env.config", env_config), ("eval.env_config", eval_env_config)):
+        checks = [("env.config", env_config)]
+        if eval_schedule is None:
+            checks.append(("eval.env_config", eval_env_config))
+        for key, conf in checks:
             try:
                 validate_env(conf)
             except (ValueError, TypeError) as e:
@@ -519,6 +536,7 @@ def build(cfg: DictConfig) -> Built:
         schedule=schedule,
         conditions=conditions,
         eval_env_config=eval_env_config,
+        eval_schedule=eval_schedule,
     )
 
 

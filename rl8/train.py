@@ -487,8 +487,13 @@ class _Loop:
             self.names_checked["train"] = True
 
     def evaluate(self) -> None:
+        env_config = self.built.eval_env_config
+        if self.built.eval_schedule is not None:
+            env_config = self.built.eval_schedule.env_config(
+                self.env_steps, self.num_envs, self.trainer.algorithm.device, self.schedule_defaults
+            )
         self.last_eval = self.trainer.eval(
-            env_config=self.built.eval_env_config, deterministic=self.cfg.eval.deterministic
+            env_config=env_config, deterministic=self.cfg.eval.deterministic
         )
         self.eval_step = self.steps
         if not self.names_checked["eval"]:

@@ -307,3 +307,31 @@ def test_rng_state_round_trips() -> None:
     assert torch.equal(torch.rand(3), expected[0])
     assert np.array_equal(np.random.rand(3), expected[1])
     assert random.random() == expected[2]
+
+
+def test_eval_env_config_may_be_a_range_drawn_per_sub_env(compose, tmp_path) -> None:
+    cfg = compose(
+        *NO_MLFLOW,
+        "env=cartpole",
+        "trainer.num_envs=8",
+        "trainer.horizon=8",
+        "trainer.horizons_per_env_reset=1",
+        "eval.every=1",
+        "stop.max_steps=2",
+        "+eval.env_config.length={distribution: uniform, mode: scaling, low: 0.5, high: 2.0}",
+    )
+    built = build(cfg)
+    assert built.eval_schedule is not None
+    drawn = built.eval_schedule.env_config(0, 8, "cpu", {"length": 0.5})
+    assert drawn["length"].shape == (8,) and drawn["length"].unique().numel() > 1
+    assert float(drawn["length"].min()) >= 0.25 and float(drawn["length"].max()) <= 1.0
+    run(cfg, output_dir=tmp_path)
+    bad = compose(
+        *NO_MLFLOW,
+        "env=cartpole",
+        "trainer.horizons_per_env_reset=1",
+        "eval.every=1",
+        "+eval.env_config.length={distribution: uniform, low: 0.5, high: 200.0}",
+    )
+    with pytest.raises(ConfigError, match="length"):
+        build(bad)
