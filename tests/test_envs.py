@@ -232,6 +232,9 @@ def test_pendulum_restarts_after_episode_steps():
     env = Pendulum(n, config={"episode_steps": torch.tensor([2.0, 3.0, 200.0])})
     obs = env.reset()
     assert obs[:, 2].abs().max() <= 1.0  # thdot starts in [-1, 1]
+    phase = env.episode_steps.clone()
+    assert ((phase >= 0) & (phase < torch.tensor([2, 3, 200]))).all()  # staggered start
+    env.episode_steps = torch.zeros(n, dtype=torch.int64)  # count from 0 to test the limit
     zero = torch.zeros(n, 1)
     env.step(zero)
     assert env.episode_steps.tolist() == [1, 1, 1]

@@ -137,9 +137,15 @@ class Pendulum(Env):
 
     def reset(self, *, config: Mapping[str, Any] | None = None) -> torch.Tensor:
         """Apply ``config`` on top of the constructor's, restart every
-        sub-env from a random state and return ``[num_envs, 3]``."""
+        sub-env from a random state and return ``[num_envs, 3]``.
+
+        Sub-envs start at random points of their first episode, so their
+        later episodes are staggered and a horizon's mean reward doesn't
+        swing with a shared episode phase."""
         self._apply_config(config)
         self._reset_state()
+        phase = torch.rand(self.num_envs, device=self.device) * self._limit
+        self.episode_steps = phase.to(torch.int64)
         return self._obs()
 
     def step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
