@@ -90,8 +90,10 @@ class RecurrentAlgorithm(AlgorithmBase):
             self.obs[:, t + 1] = obs
             self.rewards[:, t] = reward.reshape(-1)
             if terminated:
+                # The recurrent state carries on across episode boundaries: the
+                # update replays whole sequences from their stored start state
+                # without resets, so collecting must not reset either.
                 self.nonterminal[:, t] = ~terminated[0].reshape(-1)
-                state = tuple(s * self.nonterminal[:, t].view(1, -1, 1) for s in state)
         # Bootstrap value of the last observation; its state update is
         # discarded (the next horizon processes that observation itself).
         _, last_value, _ = self.policy.model(obs.unsqueeze(1), state)
