@@ -439,6 +439,7 @@ def test_real_app_cartpole_search(tmp_path):
         "trainer.horizon=8",
         "trainer.sgd_minibatch_size=16",
         "trainer.num_sgd_iters=1",
+        "trainer.horizons_per_env_reset=1",
         "stop.max_env_steps=null",
         "stop.max_steps=2",
         "eval.every=1",
