@@ -8,7 +8,11 @@ trainer failed with "Changing param values is not allowed").
 
 Metrics are buffered and sent with one ``log_batch`` call every
 ``flush_every`` logging calls (default 1: one call per training step) and on
-:meth:`MlflowTracker.flush` / :meth:`MlflowTracker.close`.
+:meth:`MlflowTracker.flush` / :meth:`MlflowTracker.close`. Metric batches go
+through MLflow's asynchronous logging, one batch in flight at a time: the
+store write of step k overlaps step k + 1 instead of stalling the training
+loop (a SQLite write costs ~10 ms, a few % of a CPU step and far more of a
+GPU step). :meth:`MlflowTracker.close` waits for the last batch.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ class MlflowTracker:
         self.flush_every = max(1, int(flush_every))
         self._pending: list[Any] = []
         self._calls = 0
+        self._in_flight: Any = None  # RunOperations of the last asynchronous batch
         if run_id is not None:
             run = self.client.get_run(run_id)
             self.run_id = run.info.run_id
@@ -125,10 +130,29 @@ class MlflowTracker:
             self.flush()
 
     def flush(self) -> None:
-        """Send buffered metrics now."""
+        """Send buffered metrics now, asynchronously, after the previous batch
+        has landed (so at most one batch is ever in flight)."""
         pending, self._pending = self._pending, []
-        for i in range(0, len(pending), _BATCH_LIMIT):
-            self.client.log_batch(self.run_id, metrics=pending[i : i + _BATCH_LIMIT])
+        if not pending:
+            return
+        self.wait()
+        ops = [
+            self.client.log_batch(
+                self.run_id, metrics=pending[i : i + _BATCH_LIMIT], synchronous=False
+            )
+            for i in range(0, len(pending), _BATCH_LIMIT)
+        ]
+        self._in_flight = [op for op in ops if op is not None]
+
+    def wait(self) -> None:
+        """Block until the metrics sent so far are in the store.
+
+        Raises:
+            mlflow.exceptions.MlflowException: A batch failed to be written.
+        """
+        in_flight, self._in_flight = self._in_flight, None
+        for op in in_flight or ():
+            op.wait()
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         """Upload a local file or directory to the run's artifacts."""
@@ -139,6 +163,8 @@ class MlflowTracker:
             self.client.log_artifact(self.run_id, str(p), artifact_path)
 
     def close(self, status: str = "FINISHED") -> None:
-        """Flush and mark the run ``FINISHED``, ``FAILED`` or ``KILLED``."""
+        """Flush, wait for the store, and mark the run ``FINISHED``, ``FAILED``
+        or ``KILLED``."""
         self.flush()
+        self.wait()
         self.client.set_terminated(self.run_id, status=status)

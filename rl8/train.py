@@ -514,6 +514,10 @@ class _Loop:
         return [float(merged[n]) for n in names]
 
     def save(self) -> None:
+        if self.tracker is not None:
+            # Metrics go to MLflow asynchronously: have those of every step this
+            # checkpoint covers in the store before it claims them (kill -9 safe).
+            self.tracker.wait()
         schedule = self.built.schedule
         ckpt_lib.save(
             self.ckpt_path,
