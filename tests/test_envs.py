@@ -14,7 +14,8 @@ from rl8.envs import CartPole, Memory, Pendulum
 from rl8.envs.pendulum import angle_normalize
 from rl8.specs import BoundedSpec, DiscreteSpec, UnboundedSpec
 
-ANCHOR = Path("/work/shared/anchors/cartpole_env.py")
+# ../shared/anchors beside the checkout (as in CI): the reference CartPole.
+ANCHOR = Path(__file__).resolve().parents[2] / "shared" / "anchors" / "cartpole_env.py"
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
