@@ -193,6 +193,18 @@ def test_each_trainer_tracks_its_own_mlflow_run(tmp_path) -> None:
     assert [m.step for m in history] == [128, 256]
 
 
+def test_tracker_wait_makes_async_metrics_visible_before_close(tmp_path) -> None:
+    tracker = MlflowTracker(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for step in range(3):
+        tracker.log_metrics({"a": float(step), "skipped": float("nan")}, step=step)
+    tracker.wait()  # what a checkpoint does before it is written
+    history = tracker.client.get_metric_history(tracker.run_id, "a")
+    assert [(m.step, m.value) for m in history] == [(0, 0.0), (1, 1.0), (2, 2.0)]
+    assert tracker.client.get_metric_history(tracker.run_id, "skipped") == []
+    tracker.close()
+    assert tracker.client.get_run(tracker.run_id).info.status == "FINISHED"
+
+
 def test_gae_matches_naive_recursion() -> None:
     torch.manual_seed(0)
     rewards, values = torch.randn(3, 5), torch.randn(3, 6)
