@@ -45,16 +45,14 @@ from .config import Built, StopMode, TrainAppConf, build, core_error, schedule_d
 from .errors import ConfigError, DivergedError
 from .progress import Progress
 
-__all__ = ["CONF_DIR", "EXPERIMENTS_DIR", "Job", "main", "run"]
+__all__ = ["CONFIG_PATH", "Job", "main", "run"]
 
 log = logging.getLogger("rl8.train")
 
-#: The repository root (the package is installed editable from it).
-REPO_ROOT = Path(__file__).resolve().parent.parent
-#: Primary config directory (``conf/train.yaml``).
-CONF_DIR = REPO_ROOT / "conf"
-#: Experiment overlays, the ``experiment`` group (``conf/experiment`` links here).
-EXPERIMENTS_DIR = REPO_ROOT / "experiments"
+#: Where Hydra finds ``train.yaml`` and the config groups: the package ``rl8.conf``
+#: (the repository's ``conf/``, with ``experiments/`` as its ``experiment`` group),
+#: shipped inside the wheel, so the app works from any directory.
+CONFIG_PATH = "pkg://rl8.conf"
 
 #: Keys a resumed run may change; everything else comes from its checkpoint.
 RESUMABLE_KEYS = ("stop.", "eval.every", "checkpoint.", "progress.", "mlflow.tracking_uri")
@@ -152,9 +150,10 @@ def _check_stat_names(cfg: DictConfig, stats: Mapping[str, float], *, evaluated:
 
 
 def _git_commit() -> str | None:
+    """The commit of the git checkout the job is launched from (the user's project)."""
     try:
         out = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
+            ["git", "rev-parse", "HEAD"],
             capture_output=True,
             text=True,
             timeout=5,
@@ -632,7 +631,7 @@ class _Loop:
         return f"{kind} on {env} ({self.num_envs} envs x horizon {horizon})"
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def main(cfg: DictConfig) -> float | tuple[float, ...]:
     """The Hydra app: train one job, return its objective (see :func:`run`)."""
     return run(cfg)

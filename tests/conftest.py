@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CONF_DIR = REPO_ROOT / "conf"
+#: The configs as the installed package ships them (``rl8.conf``, the repository's ``conf/``).
+CONF_DIR = Path(str(importlib.resources.files("rl8.conf")))
 
 #: Overrides that make any job of ``python -m rl8.train`` take a fraction of a second.
 TINY = [

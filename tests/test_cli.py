@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO_ROOT, TINY
+from conftest import TINY
 from mlflow.tracking import MlflowClient
 
 from rl8 import checkpoint
@@ -63,8 +63,18 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
         time.sleep(0.05)
 
 
+def _git_commit_in(path: Path) -> str:
+    """Make ``path`` a git checkout with one commit (the user's project) and return it."""
+    git = ["git", "-c", "user.name=rl8", "-c", "user.email=rl8@example.com"]
+    subprocess.run([*git, "init", "-q"], cwd=path, check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], cwd=path, check=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True)
+    return head.stdout.strip()
+
+
 def test_run_tracks_params_metrics_tags_and_artifacts(tmp_path, mlflow_uri) -> None:
     out = tmp_path / "run"
+    commit = _git_commit_in(tmp_path)
     args = [
         "env=dummy",
         *TINY,
@@ -79,8 +89,7 @@ def test_run_tracks_params_metrics_tags_and_artifacts(tmp_path, mlflow_uri) -> N
     assert run.data.params["trainer.num_envs"] == "4"
     assert run.data.params["env._target_"] == "rl8.env.DiscreteDummyEnv"
     assert "env=dummy" in run.data.tags["rl8.overrides"]
-    if (REPO_ROOT / ".git").exists():
-        assert len(run.data.tags["mlflow.source.git.commit"]) == 40
+    assert run.data.tags["mlflow.source.git.commit"] == commit  # the launching checkout's
     assert {"returns/mean", "losses/total", "eval/returns/mean"} <= set(run.data.metrics)
     client = MlflowClient(tracking_uri=mlflow_uri)
     history = client.get_metric_history(run.info.run_id, "returns/mean")

@@ -10,19 +10,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import CONF_DIR, TINY
+from conftest import CONF_DIR, REPO_ROOT, TINY
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from rl8 import checkpoint
 from rl8.config import TrainerConf, build
 from rl8.errors import ConfigError, DivergedError
-from rl8.train import EXPERIMENTS_DIR, resume_config, run
+from rl8.train import resume_config, run
 
 ENVS = sorted(p.stem for p in (CONF_DIR / "env").glob("*.yaml"))
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 OPTIMIZERS = sorted(p.stem for p in (CONF_DIR / "optimizer").glob("*.yaml"))
 OWN_EXPERIMENTS = ["cartpole", "memory", "pendulum"]
+#: Every overlay of the repository's experiments/, which the package ships as its experiment group.
+EXPERIMENTS = sorted(p.stem for p in (REPO_ROOT / "experiments").glob("*.yaml"))
 #: Each schedule option, with an env whose parameters it randomizes.
 SCHEDULE_ENVS = {
     "none": "dummy",
@@ -41,7 +43,7 @@ def test_groups_have_the_documented_options() -> None:
     assert MODELS == ["lstm", "mlp"]
     assert OPTIMIZERS == ["adam", "adamw", "sgd"]
     assert (CONF_DIR / "trainer" / "ppo.yaml").is_file()
-    assert (CONF_DIR / "experiment").resolve() == EXPERIMENTS_DIR.resolve()
+    assert sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")) == EXPERIMENTS
 
 
 @pytest.mark.parametrize("model", MODELS)

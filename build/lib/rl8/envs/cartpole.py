@@ -1,0 +1,159 @@
+"""Batched CartPole with infinite horizon and in-place resets.
+
+The dynamics are gymnasium's ``CartPole-v1`` (the classic Barto, Sutton and
+Anderson cart-pole) with explicit Euler integration, equation for equation.
+A sub-environment fails when the cart leaves the track (``|x| > 2.4`` m) or
+the pole leans more than 12 degrees (``|theta| > 12 * 2 * pi / 360`` rad).
+
+Unlike gymnasium, there is no ``done`` signal and no 500-step time limit:
+the reward is 1 for every step that ends upright and 0 for the step on which
+the sub-environment fails; that sub-environment then restarts in place from a
+new random initial state (each of ``x, x_dot, theta, theta_dot`` uniform in
+``[-0.05, 0.05]``) and the returned observation is already the new one. The
+mean per-step reward is therefore ``1 - 1 / mean_episode_length``; a mean of
+at least 0.998 means episodes last 500 steps or more on average.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from ..env import Device, Env
+from ..specs import DiscreteSpec, Param, UnboundedSpec
+
+__all__ = ["CartPole"]
+
+
+class CartPole(Env):
+    """``num_envs`` cart-poles stepped together with tensor ops.
+
+    Observation (``UnboundedSpec(4)``, float32): cart position ``x`` (m), cart
+    velocity ``x_dot`` (m/s), pole angle ``theta`` (rad, 0 = upright) and pole
+    angular velocity ``theta_dot`` (rad/s).
+
+    Action (``DiscreteSpec(2)``, ``[num_envs, 1]`` int64): 0 pushes the cart
+    left with ``force_mag`` newtons, 1 pushes it right.
+
+    Reward (``[num_envs]`` float32): 1 while upright, 0 on the failing step.
+
+    Parameters (``env_config`` keys; each a number or a ``[num_envs]``
+    tensor): ``gravity`` (m/s^2, default 9.8), ``masscart`` (kg, 1.0),
+    ``masspole`` (kg, 0.1), ``length`` (m, half the pole length, 0.5),
+    ``force_mag`` (N, 10.0), ``tau`` (s per step, 0.02). See :attr:`params`
+    for their bounds.
+
+    Attributes:
+        state: ``[num_envs, 4]`` current state (the last observation).
+        episode_steps: ``[num_envs]`` int64, steps taken in each sub-env's
+            current episode (0 right after a reset).
+        last_episode_steps: ``[num_envs]`` int64, length of each sub-env's
+            most recently finished episode (counting its failing step);
+            0 until one has finished since the last :meth:`reset`.
+        fell: ``[num_envs]`` bool, which sub-envs failed (and were reset)
+            on the last :meth:`step`.
+
+    Args:
+        num_envs: Number of sub-environments.
+        horizon: Informational; CartPole has no horizon limit.
+        config: Parameter overrides (see above).
+        device: Device of the state and every returned tensor.
+    """
+
+    #: Cart position beyond which a sub-env fails (m).
+    x_threshold: float = 2.4
+    #: Pole angle beyond which a sub-env fails (rad), 12 degrees.
+    theta_threshold: float = 12 * 2 * math.pi / 360
+    #: Half-width of the uniform initial state distribution.
+    reset_bound: float = 0.05
+
+    params = {
+        "gravity": Param(9.8, 0.0, 100.0, "gravitational acceleration (m/s^2)"),
+        "masscart": Param(1.0, 0.01, 100.0, "mass of the cart (kg)"),
+        "masspole": Param(0.1, 0.001, 10.0, "mass of the pole (kg)"),
+        "length": Param(0.5, 0.01, 10.0, "half the length of the pole (m), as in gymnasium"),
+        "force_mag": Param(10.0, 0.0, 1000.0, "magnitude of the push applied to the cart (N)"),
+        "tau": Param(0.02, 1e-4, 0.1, "integration time step, seconds per env step (s)"),
+    }
+
+    def __init__(
+        self,
+        num_envs: int,
+        horizon: int | None = None,
+        /,
+        *,
+        config: Mapping[str, Any] | None = None,
+        device: Device = "cpu",
+    ) -> None:
+        super().__init__(num_envs, horizon, config=config, device=device)
+        self.observation_spec = UnboundedSpec(4)
+        self.action_spec = DiscreteSpec(2)
+        self._reset_state()
+
+    def _apply_config(self, config: Mapping[str, Any] | None) -> None:
+        super()._apply_config(config)
+        # Per-sub-env constants, contiguous, computed once per reset.
+        p = {k: v.contiguous() for k, v in self._p.items()}
+        self._gravity = p["gravity"]
+        self._masspole = p["masspole"]
+        self._length = p["length"]
+        self._force_mag = p["force_mag"]
+        self._total_mass = p["masscart"] + p["masspole"]
+        self._polemass_length = p["masspole"] * p["length"]
+        self._tau = p["tau"].unsqueeze(-1)
+
+    def _sample_init(self) -> torch.Tensor:
+        b = self.reset_bound
+        u = torch.rand(self.num_envs, 4, device=self.device)
+        return u.mul_(2 * b).sub_(b)
+
+    def _reset_state(self) -> None:
+        self.state = self._sample_init()
+        zeros = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
+        self.episode_steps = zeros
+        self.last_episode_steps = zeros.clone()
+        self.fell = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+
+    def reset(self, *, config: Mapping[str, Any] | None = None) -> torch.Tensor:
+        """Apply ``config`` on top of the constructor's, restart every
+        sub-env from a random initial state and return ``[num_envs, 4]``."""
+        self._apply_config(config)
+        self._reset_state()
+        return self.state.clone()
+
+    def step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Advance every sub-env by ``tau`` seconds.
+
+        Args:
+            action: ``[num_envs, 1]`` (or ``[num_envs]``) integers in {0, 1}.
+
+        Returns:
+            ``(obs [num_envs, 4], reward [num_envs])``; failed sub-envs are
+            already reset in ``obs``.
+        """
+        state = self.state
+        _x, x_dot, theta, theta_dot = state.unbind(-1)
+        force = (action.reshape(self.num_envs).to(state.dtype) * 2.0 - 1.0) * self._force_mag
+        costheta = torch.cos(theta)
+        sintheta = torch.sin(theta)
+        temp = (force + self._polemass_length * theta_dot * theta_dot * sintheta) / self._total_mass
+        thetaacc = (self._gravity * sintheta - costheta * temp) / (
+            self._length * (4.0 / 3.0 - self._masspole * costheta * costheta / self._total_mass)
+        )
+        xacc = temp - self._polemass_length * thetaacc * costheta / self._total_mass
+        # Explicit Euler: [x, x_dot, theta, theta_dot] += tau * [x_dot, xacc, theta_dot, thetaacc]
+        new_state = torch.stack((x_dot, xacc, theta_dot, thetaacc), dim=-1).mul_(self._tau)
+        new_state.add_(state)
+        ok = (new_state[:, 0].abs() <= self.x_threshold) & (
+            new_state[:, 2].abs() <= self.theta_threshold
+        )  # NaN states count as failed
+        reward = ok.to(torch.float32)
+        self.fell = ~ok
+        steps = self.episode_steps + 1
+        self.last_episode_steps = torch.where(ok, self.last_episode_steps, steps)
+        self.episode_steps = torch.where(ok, steps, 0)
+        self.state = torch.where(ok.unsqueeze(-1), new_state, self._sample_init())
+        return self.state.clone(), reward, self.fell

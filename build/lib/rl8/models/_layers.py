@@ -1,0 +1,55 @@
+"""Layer helpers shared by the default models."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    # In place: the preceding Linear's backward needs its input, not its
+    # output, so overwriting saves one activation-sized allocation and pass.
+    "relu": lambda: nn.ReLU(inplace=True),
+    "tanh": nn.Tanh,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+}
+
+
+def activation(name: str) -> nn.Module:
+    """An activation module by name (``relu``, ``tanh``, ``elu``, ``gelu``, ``silu``)."""
+    try:
+        return ACTIVATIONS[name]()
+    except KeyError:
+        raise ValueError(
+            f"model_config.activation={name!r} is unknown; choose one of {sorted(ACTIVATIONS)}."
+        ) from None
+
+
+def linear(in_features: int, out_features: int, gain: float = math.sqrt(2)) -> nn.Linear:
+    """A linear layer with orthogonal weights (scaled by ``gain``) and zero bias."""
+    layer = nn.Linear(in_features, out_features)
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def mlp(
+    in_features: int, hiddens: tuple[int, ...], act: str, out_features: int, out_gain: float
+) -> nn.Sequential:
+    """``in -> hiddens... -> out`` with ``act`` between layers and none after the last."""
+    layers: list[nn.Module] = []
+    prev = in_features
+    for h in hiddens:
+        layers += [linear(prev, h), activation(act)]
+        prev = h
+    layers.append(linear(prev, out_features, out_gain))
+    return nn.Sequential(*layers)
+
+
+def flat_obs(obs: torch.Tensor, n_lead: int) -> torch.Tensor:
+    """Flatten per-env observation dims after the first ``n_lead`` dims, as float."""
+    return obs.reshape(*obs.shape[:n_lead], -1).float()

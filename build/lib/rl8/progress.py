@@ -1,0 +1,137 @@
+"""Progress display of ``python -m rl8.train``.
+
+On a terminal (and outside multiruns) a tqdm bar counts environment steps
+against the stop budget and shows the latest mean return (summed over a
+horizon), the mean per-step reward and the throughput; otherwise (a log
+file, CI, a multirun's parallel jobs) a log line is written every
+``log_every_s`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["Progress"]
+
+log = logging.getLogger("rl8.train")
+
+
+def _fmt(x: float | None) -> str:
+    if x is None or not math.isfinite(x):
+        return "-"
+    return f"{x:.4g}"
+
+
+class Progress:
+    """A tqdm bar or periodic log lines.
+
+    Args:
+        total_env_steps: The env-step budget (``stop.max_env_steps``) or ``None``.
+        initial_env_steps: Env steps already done (resume).
+        bar: ``True``/``False`` forces the bar on/off; ``None`` shows it when
+            stderr is a TTY and ``multirun`` is false.
+        multirun: Whether the job is one of a multirun.
+        log_every_s: Seconds between log lines (when there is no bar).
+    """
+
+    def __init__(
+        self,
+        total_env_steps: int | None,
+        *,
+        initial_env_steps: int = 0,
+        bar: bool | None = None,
+        multirun: bool = False,
+        log_every_s: float = 10.0,
+    ) -> None:
+        self.total = total_env_steps
+        self.log_every_s = log_every_s
+        self.start_env_steps = initial_env_steps
+        self.env_steps = initial_env_steps
+        self.t0 = time.perf_counter()
+        self.last_log = self.t0
+        self.returns: float | None = None
+        self.rewards: float | None = None
+        self.eval_returns: float | None = None
+        if bar is None:
+            bar = sys.stderr.isatty() and not multirun
+        self.bar: Any = None
+        if bar:
+            from tqdm import tqdm
+
+            try:
+                columns = os.get_terminal_size(sys.stderr.fileno()).columns
+            except (OSError, ValueError):
+                columns = 0
+            # A pty without a size (e.g. `script`) reports 0x0: tqdm would draw nothing.
+            size: dict[str, Any] = (
+                {"dynamic_ncols": True} if columns else {"ncols": 120, "nrows": 24}
+            )
+            self.bar = tqdm(
+                total=total_env_steps,
+                initial=initial_env_steps,
+                unit=" trans",
+                unit_scale=True,
+                file=sys.stderr,
+                desc="env steps",
+                **size,
+            )
+
+    @property
+    def rate(self) -> float:
+        """Transitions per second since this progress started."""
+        dt = time.perf_counter() - self.t0
+        return (self.env_steps - self.start_env_steps) / dt if dt > 0 else 0.0
+
+    def update(
+        self,
+        step: int,
+        env_steps: int,
+        stats: Mapping[str, float],
+        eval_stats: Mapping[str, float] | None = None,
+    ) -> None:
+        """Record one trainer step (and its evaluation, if any)."""
+        delta = env_steps - self.env_steps
+        self.env_steps = env_steps
+        self.returns = stats.get("returns/mean", self.returns)
+        self.rewards = stats.get("rewards/mean", self.rewards)
+        if eval_stats:
+            self.eval_returns = eval_stats.get("eval/returns/mean", self.eval_returns)
+        if self.bar is not None:
+            self.bar.update(delta)
+            post = {"return": _fmt(self.returns), "reward": _fmt(self.rewards)}
+            if self.eval_returns is not None:
+                post["eval"] = _fmt(self.eval_returns)
+            self.bar.set_postfix(post, refresh=False)
+            return
+        now = time.perf_counter()
+        if now - self.last_log >= self.log_every_s:
+            self.last_log = now
+            log.info(self.line(step))
+
+    def line(self, step: int) -> str:
+        """One status line: steps, budget, returns, throughput."""
+        budget = ""
+        if self.total:
+            budget = f"/{self.total:,} ({100 * self.env_steps / self.total:.0f}%)"
+        parts = [
+            f"step {step}",
+            f"env steps {self.env_steps:,}{budget}",
+            f"return {_fmt(self.returns)}",
+            f"reward {_fmt(self.rewards)}",
+        ]
+        if self.eval_returns is not None:
+            parts.append(f"eval return {_fmt(self.eval_returns)}")
+        parts.append(f"{self.rate:,.0f} trans/s")
+        return " | ".join(parts)
+
+    def close(self) -> None:
+        """Close the bar (if any)."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
