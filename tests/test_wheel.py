@@ -10,6 +10,7 @@ visible there, so every config and module comes from the installed wheel.
 from __future__ import annotations
 
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -22,15 +23,21 @@ from conftest import REPO_ROOT, TINY
 
 pytestmark = pytest.mark.timeout(600)
 
+_NOT_SOURCE = (".git", ".venv", "build", "dist", "*.egg-info", "outputs", "multirun", "mlruns")
+_NOT_SOURCE += ("mlflow.db", "__pycache__", ".*_cache")
+
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv with the built wheel installed; returns its ``bin`` dir."""
     root = tmp_path_factory.mktemp("wheel")
     dist = root / "dist"
+    # Built from a copy: setuptools leaves a build/ folder behind in the source tree.
+    src = root / "src"
+    shutil.copytree(REPO_ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(*_NOT_SOURCE))
     pip = [sys.executable, "-m", "pip"]
     subprocess.run(
-        [*pip, "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dist), str(REPO_ROOT)],
+        [*pip, "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dist), str(src)],
         check=True,
         capture_output=True,
     )

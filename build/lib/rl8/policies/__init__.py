@@ -1,5 +1,0 @@
-"""Policies join a model and an action distribution."""
-
-from .policy import Policy, RecurrentPolicy
-
-__all__ = ["Policy", "RecurrentPolicy"]
