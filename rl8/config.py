@@ -19,12 +19,14 @@ Everything here runs before the first training step.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import logging
-import re
+import types
+import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, make_dataclass
 from enum import Enum
 from typing import Any
 
@@ -33,7 +35,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
-from .errors import ConfigError
+from .errors import ConfigError, HyperparameterError
 
 __all__ = [
     "SCHEMA_NAME",
@@ -86,43 +88,44 @@ class ModelConf:
     config: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class TrainerConf:
-    """``trainer``: PPO hyperparameters under their ``TrainConfig`` names.
+def _schema_type(tp: Any) -> Any:
+    """An annotation of :class:`~rl8.algorithms.RecurrentAlgorithmConfig` as an
+    optional type OmegaConf can check (``null`` means the default; Literal -> str)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp in (int, float, bool, str):
+        return typing.Optional[tp]  # noqa: UP045 - OmegaConf 2.3 reads typing.Optional
+    if origin is typing.Literal:
+        return typing.Optional[str]  # noqa: UP045
+    if origin is list:
+        return typing.Optional[list[Any]]  # noqa: UP045
+    if origin in (typing.Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        return _schema_type(rest[0]) if len(rest) == 1 else Any
+    return Any
 
-    ``null`` means "the trainer's default" (see
-    :class:`rl8.algorithms.AlgorithmConfig` for defaults and units).
-    ``recurrent`` is not here: the model decides it.
-    """
 
-    horizon: int | None = None
-    horizons_per_env_reset: int | None = None
-    num_envs: int | None = None
-    seq_len: int | None = None
-    seqs_per_state_reset: int | None = None
-    accumulate_grads: bool | None = None
-    enable_amp: bool | None = None
-    entropy_coeff: float | None = None
-    entropy_coeff_schedule: list[Any] | None = None
-    entropy_coeff_schedule_kind: str | None = None
-    gae_lambda: float | None = None
-    gamma: float | None = None
-    sgd_minibatch_size: int | None = None
-    num_sgd_iters: int | None = None
-    shuffle_minibatches: bool | None = None
-    clip_param: float | None = None
-    vf_clip_param: float | None = None
-    dual_clip_param: float | None = None
-    vf_coeff: float | None = None
-    target_kl_div: float | None = None
-    max_grad_norm: float | None = None
-    normalize_advantages: bool | None = None
-    normalize_rewards: bool | None = None
-    lr_schedule: list[Any] | None = None
-    lr_schedule_kind: str | None = None
-    update_chunk_size: int | None = None
-    #: Dotted path of an ``rl8.distributions.Distribution`` subclass; null: from the action spec.
-    distribution_cls: str | None = None
+def _trainer_schema() -> type:
+    from .algorithms.config import _default, field_types, trainer_fields
+
+    hints = field_types()
+    specs: list[tuple[str, Any, Any]] = []
+    for f in trainer_fields():
+        kind = _schema_type(hints[f.name])
+        if f.name == "distribution_cls":
+            kind = typing.Optional[str]  # noqa: UP045 - a dotted path here
+        specs.append((f.name, kind, field(default=_default(f))))
+    cls = make_dataclass("TrainerConf", specs)
+    cls.__doc__ = (
+        "``trainer``: the PPO hyperparameters, generated from "
+        ":class:`rl8.algorithms.RecurrentAlgorithmConfig` (the one declaration of "
+        "their names, defaults, meanings and units). ``null`` means the default. "
+        "``distribution_cls`` is a dotted path."
+    )
+    return cls
+
+
+#: The schema of the ``trainer`` node (see :func:`_trainer_schema`).
+TrainerConf = _trainer_schema()
 
 
 class StopMode(Enum):
@@ -208,11 +211,12 @@ class TrainAppConf:
     model: ModelConf = field(default_factory=ModelConf)
     #: ``_target_`` (a ``torch.optim.Optimizer`` class), ``_partial_: true`` and its kwargs.
     optimizer: Any = MISSING
-    trainer: TrainerConf = field(default_factory=TrainerConf)
+    trainer: TrainerConf = field(default_factory=TrainerConf)  # type: ignore[valid-type]
     #: A ``_target_`` node building an ``rl8.randomization.Schedule`` (``schedule=none``: empty).
     schedule: Any = None
     seed: int = 0
-    device: str = "cpu"
+    #: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
+    device: str = "auto"
     #: The stat returned to a sweeper; a list of stats for multi-objective.
     objective: Any = "eval/returns/mean"
     #: An earlier job's output dir (or its ``checkpoint.pt``) to continue.
@@ -235,7 +239,7 @@ register()
 
 # -- validation ---------------------------------------------------------------------------
 
-_TRAINER_FIELDS = tuple(f.name for f in fields(TrainerConf))
+_TRAINER_FIELDS = tuple(f.name for f in dataclasses.fields(TrainerConf))
 
 
 def _plain(node: Any) -> Any:
@@ -378,26 +382,35 @@ def _check_kwargs(fn: Any, kwargs: Mapping[str, Any], key: str, skip: int = 0) -
             )
 
 
-_CORE_FIELD_KEYS = {
+#: Config keys of the :class:`~rl8.TrainConfig` fields set outside ``trainer``.
+_COMPONENT_KEYS = {
     "env_config": "env.config",
     "model_config": "model.config",
     "optimizer_config": "optimizer",
+    "optimizer_config.lr": "optimizer.lr",
     "device": "device",
+    "env_cls": "env._target_",
 }
 
 
+def config_key(field_name: str) -> str:
+    """The config key of a :class:`~rl8.TrainConfig` field (``gamma`` -> ``trainer.gamma``,
+    ``model_config.hiddens`` -> ``model.config.hiddens``)."""
+    if field_name in _TRAINER_FIELDS:
+        return f"trainer.{field_name}"
+    head, dot, rest = field_name.partition(".")
+    if dot and head in ("env_config", "model_config"):
+        return f"{_COMPONENT_KEYS[head]}.{rest}"
+    return _COMPONENT_KEYS.get(field_name, field_name)
+
+
 def core_error(e: BaseException) -> ConfigError:
-    """Turn the PPO core's ``ValueError`` (which names a ``TrainConfig`` field
-    first) into a :class:`ConfigError` naming the config key."""
-    msg = _first_line(e)
-    m = re.match(r"(\w+)", msg)
-    name = m.group(1) if m else ""
-    if name in _TRAINER_FIELDS:
-        return ConfigError(f"trainer.{msg}")
-    if name in _CORE_FIELD_KEYS:
-        key = _CORE_FIELD_KEYS[name]
-        return ConfigError(msg if key == name else f"{key}: {msg}")
-    return ConfigError(f"invalid config: {msg}")
+    """The library's error for an invalid field, as a :class:`ConfigError` naming
+    the config key (a :class:`~rl8.algorithms.HyperparameterError` carries the
+    field; anything else is reported as it is)."""
+    if isinstance(e, HyperparameterError):
+        return e.renamed(config_key(e.field))
+    return ConfigError(f"invalid config: {_first_line(e)}")
 
 
 def _is_recurrent(model_cls: Any) -> bool:
@@ -467,6 +480,7 @@ def build(cfg: DictConfig) -> Built:
     optimizer_cls, optimizer_config = _unwrap(_instantiate(cfg.optimizer, "optimizer"))
     _check_kwargs(optimizer_cls, optimizer_config, "optimizer", skip=1)
 
+    # null means the default: dropped here, filled in by the library.
     hparams = {
         name: _plain(cfg.trainer[name])
         for name in _TRAINER_FIELDS
@@ -510,10 +524,10 @@ def build(cfg: DictConfig) -> Built:
             device=cfg.device,
             recurrent=bool(recurrent),
             **hparams,
-        )
+        ).validate()
     except (TypeError, ValueError) as e:
         raise core_error(e) from None
-    hper = _precheck(train_config).horizons_per_env_reset
+    hper = train_config.horizons_per_env_reset
     if hper < 0 and eval_env_config:
         raise ConfigError(
             "eval.env_config needs trainer.horizons_per_env_reset > 0: with -1 the env is "
@@ -538,30 +552,6 @@ def build(cfg: DictConfig) -> Built:
         eval_env_config=eval_env_config,
         eval_schedule=eval_schedule,
     )
-
-
-def _precheck(train_config: Any) -> Any:
-    """Run the PPO core's own hyperparameter validation (what ``build()`` does
-    first) before anything is created; returns the validated algorithm config."""
-    from .algorithms import AlgorithmConfig, RecurrentAlgorithmConfig
-
-    kwargs = {
-        f.name: getattr(train_config, f.name)
-        for f in fields(train_config)
-        if f.name not in ("env_cls", "recurrent") and getattr(train_config, f.name) is not None
-    }
-    if not train_config.recurrent:
-        for name in ("seq_len", "seqs_per_state_reset"):
-            if name in kwargs:
-                raise ConfigError(
-                    f"trainer.{name} is only used by recurrent models: pick model=lstm "
-                    f"(or a model with recurrent: true), or set trainer.{name}=null."
-                )
-    cls = RecurrentAlgorithmConfig if train_config.recurrent else AlgorithmConfig
-    try:
-        return cls.from_kwargs(kwargs).validate()
-    except (TypeError, ValueError) as e:
-        raise core_error(e) from None
 
 
 def schedule_defaults(env_cls: Any, env_config: Mapping[str, Any]) -> dict[str, float]:

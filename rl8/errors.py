@@ -8,9 +8,11 @@ process exits with status 1. It is also a ``ValueError`` for library users.
 
 from __future__ import annotations
 
+from typing import Any
+
 from hydra.errors import CompactHydraException
 
-__all__ = ["ConfigError", "DivergedError"]
+__all__ = ["ConfigError", "DivergedError", "HyperparameterError", "did_you_mean"]
 
 
 class ConfigError(CompactHydraException, ValueError):
@@ -21,8 +23,30 @@ class ConfigError(CompactHydraException, ValueError):
     """
 
 
+class HyperparameterError(ConfigError):
+    """An invalid field of the library's config (a hyperparameter, or a model
+    argument as ``model_config.<name>``). ``field`` names it; ``str()`` says
+    what it accepts. The app re-raises it under the config key (:meth:`renamed`)."""
+
+    def __init__(self, field: str, value: Any, accepts: str) -> None:
+        self.field, self.value, self.accepts = field, value, accepts
+        super().__init__(f"{field}={value!r} is invalid: {accepts}.")
+
+    def renamed(self, key: str) -> HyperparameterError:
+        """The same error for the config key ``key`` (e.g. ``trainer.gamma``)."""
+        return HyperparameterError(key, self.value, self.accepts)
+
+
 class DivergedError(CompactHydraException, RuntimeError):
     """Training diverged: a loss or the objective became NaN or infinite.
 
     Like :class:`ConfigError`, Hydra prints just its message.
     """
+
+
+def did_you_mean(name: str, known: list[str] | tuple[str, ...]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``known`` to ``name``, else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

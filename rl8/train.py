@@ -41,6 +41,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from . import checkpoint as ckpt_lib
+from .algorithms.config import resolve_device
 from .config import Built, StopMode, TrainAppConf, build, core_error, schedule_defaults
 from .errors import ConfigError, DivergedError
 from .progress import Progress
@@ -360,6 +361,8 @@ def run(
         ckpt = ckpt_lib.load(ckpt_path)
         cfg = resume_config(cfg, ckpt["config"], job.overrides)
     built = build(cfg)
+    # "auto" becomes the device it resolves to: that is what is logged and checkpointed.
+    cfg.device = built.train_config.device = str(resolve_device(cfg.device))
 
     if cfg.mlflow.enabled and cfg.mlflow.tracking_uri is None:
         import mlflow

@@ -39,7 +39,7 @@ from rl8.envs import CartPole
 EQUAL_WORK = {
     "model_config": {"hiddens": (256, 256), "activation": "relu"},
     "num_sgd_iters": 4,
-    "sgd_minibatch_size": None,
+    "sgd_minibatch_size": 1 << 30,  # capped at the buffer: one full-batch minibatch, as 1.0.0
     "optimizer_config": {"lr": 1e-3},
 }
 ANCHORS = Path(__file__).resolve().parents[1].parent / "shared" / "anchors"

@@ -221,7 +221,7 @@ BAD_INPUT = {
     "out-of-range value": (["trainer.gamma=1.5"], "trainer.gamma"),
     "un-importable _target_": (["env._target_=rl8.envs.NoSuchEnv"], "env._target_"),
     "horizon not a multiple of seq_len": (["model=lstm", "trainer.seq_len=5"], "seq_len"),
-    "minibatch larger than buffer": (["trainer.sgd_minibatch_size=100000"], "sgd_minibatch_size"),
+    "empty minibatch": (["trainer.sgd_minibatch_size=0"], "trainer.sgd_minibatch_size"),
     "bad resume dir": (["resume=no/such/dir"], "resume"),
     "unknown env param": (["+env.config.gravty=3"], "gravty"),
     "out-of-bounds env param": (["env.config.length=-1"], "length"),

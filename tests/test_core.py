@@ -23,6 +23,7 @@ from rl8 import (
 )
 from rl8.algorithms import gae
 from rl8.distributions import Categorical, Normal, SquashedNormal
+from rl8.errors import HyperparameterError
 from rl8.schedulers import EntropyScheduler, LRScheduler
 from rl8.specs import BoundedSpec, DiscreteSpec, UnboundedSpec
 from rl8.tracking import MlflowTracker
@@ -84,18 +85,28 @@ def test_trainconfig_bad_import_names_path(tmp_path, text, needle) -> None:
         ({"gamma": 0.0}, "gamma"),
         ({"gamma": 1.5}, "gamma"),
         ({"gae_lambda": -0.1}, "gae_lambda"),
-        ({"sgd_minibatch_size": 10_000}, "sgd_minibatch_size"),
+        ({"sgd_minibatch_size": 0}, "sgd_minibatch_size"),
+        ({"vf_coeff": float("nan")}, "vf_coeff"),
+        ({"entropy_coeff": float("inf")}, "entropy_coeff"),
+        ({"max_grad_norm": True}, "max_grad_norm"),
+        ({"optimizer_config": {"lr": 0.0}}, "optimizer_config.lr"),
+        ({"device": "tpu"}, "device"),
         ({"clip_param": 0}, "clip_param"),
         ({"horizon": 0}, "horizon"),
         ({"horizons_per_env_reset": 0}, "horizons_per_env_reset"),
         ({"dual_clip_param": 0.5}, "dual_clip_param"),
         ({"lr_schedule": [[100, 1e-3], [0, 1e-4]]}, "lr_schedule"),
-        ({"no_such_field": 1}, "no_such_field"),
     ],
 )
 def test_invalid_hyperparameters_name_the_field(kwargs, field) -> None:
-    with pytest.raises(ValueError, match=field):
+    with pytest.raises(HyperparameterError, match=field) as e:
         Trainer(DiscreteDummyEnv, **{**SMALL, **kwargs})
+    assert e.value.field == field
+
+
+def test_an_unknown_hyperparameter_is_a_type_error_with_the_closest_name() -> None:
+    with pytest.raises(TypeError, match="has no field 'gama' \\(did you mean 'gamma'\\?\\)"):
+        Trainer(DiscreteDummyEnv, **SMALL, gama=0.9)
 
 
 def test_recurrent_validation() -> None:
@@ -291,7 +302,7 @@ def test_entropy_and_lr_schedules_reach_the_trainer() -> None:
         {"target_kl_div": 1e-9},
         {"dual_clip_param": 3.0, "vf_clip_param": None, "normalize_rewards": False},
         {"optimizer_cls": torch.optim.SGD, "optimizer_config": {"lr": 0.01}},
-        {"update_chunk_size": 16, "sgd_minibatch_size": None},
+        {"update_chunk_size": 16, "sgd_minibatch_size": 1 << 30},
     ],
 )
 def test_hyperparameter_paths_run(kwargs) -> None:
@@ -305,7 +316,9 @@ def test_chunked_update_equals_unchunked() -> None:
     results = []
     for chunk in (10_000, 32):
         torch.manual_seed(0)
-        t = Trainer(ContinuousDummyEnv, **SMALL, sgd_minibatch_size=None, update_chunk_size=chunk)
+        t = Trainer(
+            ContinuousDummyEnv, **SMALL, sgd_minibatch_size=1 << 30, update_chunk_size=chunk
+        )
         t.step()
         results.append(
             torch.cat([p.detach().flatten() for p in t.algorithm.policy.model.parameters()])

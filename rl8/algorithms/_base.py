@@ -14,17 +14,8 @@ from torch import nn
 
 from ..env import Env, EnvFactory
 from ..schedulers import EntropyScheduler, LRScheduler
-from .config import AlgorithmConfig
+from .config import AlgorithmConfig, resolve_device
 from .ppo import STAT_KEYS, PPOLoss
-
-DEFAULT_LR = 1e-3
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 @dataclass
@@ -63,7 +54,7 @@ class AlgorithmBase:
             distribution_cls=config.distribution_cls,
             device=self.device,
         )
-        optimizer_config = dict(config.optimizer_config or {"lr": DEFAULT_LR})
+        optimizer_config = config.optimizer_kwargs
         try:
             self.optimizer: torch.optim.Optimizer = config.optimizer_cls(
                 self.policy.model.parameters(), **optimizer_config

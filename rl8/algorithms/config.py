@@ -1,224 +1,363 @@
-"""PPO hyperparameters: one dataclass, defaults, and validation.
+"""PPO hyperparameters, declared once.
 
-Every field of :class:`AlgorithmConfig` is a keyword argument of
-:class:`~rl8.algorithms.Algorithm` / :class:`~rl8.algorithms.RecurrentAlgorithm`
-(and of the trainers and ``TrainConfig``). :meth:`AlgorithmConfig.validate`
-raises ``ValueError`` naming the field for any invalid value.
+:class:`AlgorithmConfig` (and :class:`RecurrentAlgorithmConfig`, which adds
+truncated BPTT) is the only place a hyperparameter, its default and its
+meaning are written. The same declaration is
+
+* the keyword arguments of :class:`~rl8.algorithms.Algorithm` and of the
+  trainers (``Trainer(CartPole, gamma=0.95)``),
+* the fields of :class:`~rl8.TrainConfig` (a subclass),
+* the schema of the ``trainer`` node of ``python -m rl8.train``
+  (:func:`trainer_fields`, used by ``rl8.config``).
+
+**``None`` means the default, everywhere.** Passing ``None`` for a field (or
+``null`` in a config file or on the command line) gives that field's
+default. Features that are off by default (value clipping, dual clip, the KL
+stop, schedules) have ``None`` as their default, so there is no second
+meaning of ``None``.
+
+Units: env steps are transitions summed over all sub-environments.
+:meth:`AlgorithmConfig.validate` raises :class:`HyperparameterError` naming
+the field.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+import math
+import typing
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 
-from ..schedulers import validate_schedule
+from ..errors import HyperparameterError, did_you_mean
 
-__all__ = ["AlgorithmConfig", "RecurrentAlgorithmConfig"]
+__all__ = [
+    "AlgorithmConfig",
+    "HyperparameterError",  # re-exported from rl8.errors
+    "RecurrentAlgorithmConfig",
+    "resolve_device",
+    "trainer_fields",
+]
+
+#: Fields that say *what* is trained, set through other config nodes of the app
+#: (``env``, ``model``, ``optimizer``, ``device``) rather than ``trainer``.
+COMPONENT_FIELDS = (
+    "env_config",
+    "model_cls",
+    "model_config",
+    "optimizer_cls",
+    "optimizer_config",
+    "device",
+)
+
+#: Learning rate used when ``optimizer_config`` has no ``lr``.
+DEFAULT_LR = 1e-3
 
 
-@dataclass
+@dataclass(kw_only=True)
 class AlgorithmConfig:
-    """Feedforward PPO hyperparameters. Units: env steps are transitions
-    summed over all sub-environments."""
+    """Feedforward PPO hyperparameters (keyword-only; ``None`` = the default)."""
 
-    #: Environment config (parameter name -> value) passed at construction and reset.
+    #: Environment parameters (name -> value) passed at construction and reset. Default: none.
     env_config: dict[str, Any] | None = None
-    #: Model factory; default :class:`~rl8.models.MLPModel` (LSTM for recurrent).
+    #: Model class; default :class:`~rl8.models.MLPModel` (LSTM for recurrent PPO).
     model_cls: Any = None
-    #: Keyword arguments for ``model_cls``.
+    #: Keyword arguments of ``model_cls``. Default: none (the model's defaults).
     model_config: dict[str, Any] | None = None
-    #: Action distribution class; default from the action spec.
+    #: Action distribution class; default from the action spec (categorical / squashed normal).
     distribution_cls: Any = None
-    #: Transitions collected per sub-environment per :meth:`collect`. Default 32.
-    horizon: int = 32
-    #: Horizons between full env resets; ``-1`` (default) never resets after the
-    #: first (the built-in envs reset finished sub-envs themselves).
-    horizons_per_env_reset: int = -1
-    #: Number of sub-environments. Default 512.
+    #: Sub-environments stepped together. Default 512.
     num_envs: int = 512
+    #: Steps per sub-environment per collect (one trainer step). Default 32.
+    horizon: int = 32
+    #: Horizons between full env resets; ``-1`` (default) resets only before the first
+    #: (the built-in envs restart finished sub-envs themselves).
+    horizons_per_env_reset: int = -1
     #: Optimizer class. Default ``torch.optim.Adam``.
     optimizer_cls: Any = torch.optim.Adam
-    #: Optimizer keyword arguments. Default ``{"lr": 1e-3}``.
+    #: Keyword arguments of ``optimizer_cls``; ``lr`` defaults to 1e-3, and an
+    #: argument set to ``None`` gets the optimizer's own default.
     optimizer_config: dict[str, Any] | None = None
-    #: Accumulate gradients over all minibatches of an SGD iteration, one optimizer step each.
-    accumulate_grads: bool = False
-    #: Automatic mixed precision: bfloat16 on CPU, float16 (with grad scaling) on CUDA.
-    enable_amp: bool = False
-    #: Learning-rate schedule ``[[env_steps, lr], ...]``; ``None`` keeps it constant.
-    lr_schedule: list[tuple[int, float]] | None = None
-    #: ``"step"`` or ``"interp"``.
-    lr_schedule_kind: Literal["step", "interp"] = "step"
-    #: Entropy bonus weight. Default 0.0.
-    entropy_coeff: float = 0.0
-    #: Entropy coefficient schedule ``[[env_steps, coeff], ...]`` (overrides ``entropy_coeff``).
-    entropy_coeff_schedule: list[tuple[int, float]] | None = None
-    #: ``"step"`` or ``"interp"``.
-    entropy_coeff_schedule_kind: Literal["step", "interp"] = "step"
-    #: GAE lambda in [0, 1]. Default 0.95.
-    gae_lambda: float = 0.95
     #: Discount factor in (0, 1]. Default 0.99.
     gamma: float = 0.99
-    #: Transitions per SGD minibatch; ``None`` uses the whole buffer; ``"auto"``
-    #: (default) uses ``min(4096, num_envs * horizon)``.
-    sgd_minibatch_size: int | Literal["auto"] | None = "auto"
-    #: Passes over the buffer per update. Default 4.
-    num_sgd_iters: int = 4
-    #: Shuffle samples between minibatches. Default True.
-    shuffle_minibatches: bool = True
-    #: PPO ratio clip. Default 0.2.
+    #: GAE lambda in [0, 1]. Default 0.95.
+    gae_lambda: float = 0.95
+    #: Normalize advantages over each minibatch. Default true.
+    normalize_advantages: bool = True
+    #: Scale rewards by a running std of discounted returns. Default true.
+    normalize_rewards: bool = True
+    #: PPO policy-ratio clip, > 0. Default 0.2.
     clip_param: float = 0.2
     #: Value clip: new values stay within this distance of the collected ones
-    #: (PPO2 style); ``None`` disables. Default 10.0.
-    vf_clip_param: float | None = 10.0
-    #: Dual clip (Ye et al. 2020) lower bound for negative advantages, > 1; ``None`` disables.
+    #: (PPO2 style). Default ``None``: off (as Stable-Baselines3's ``clip_range_vf``).
+    vf_clip_param: float | None = None
+    #: Dual clip (Ye et al. 2020) for negative advantages, > 1. Default ``None``: off.
     dual_clip_param: float | None = None
-    #: Value loss weight. Default 0.5.
+    #: Value loss weight, >= 0. Default 0.5.
     vf_coeff: float = 0.5
-    #: Stop the update's SGD iterations when approximate KL > 1.5 x this; ``None`` disables.
-    target_kl_div: float | None = None
-    #: Gradient norm clip. Default 0.5.
+    #: Entropy bonus weight, >= 0. Default 0.0.
+    entropy_coeff: float = 0.0
+    #: Entropy weight schedule ``[[env_steps, coeff], ...]`` (replaces ``entropy_coeff``).
+    #: Default ``None``: constant ``entropy_coeff``.
+    entropy_coeff_schedule: list[tuple[int, float]] | None = None
+    #: ``"step"`` (hold each value) or ``"interp"`` (linear). Default ``"step"``.
+    entropy_coeff_schedule_kind: Literal["step", "interp"] = "step"
+    #: Transitions per SGD minibatch, capped at the buffer (``num_envs * horizon``):
+    #: a value at least the buffer's size means one minibatch. Default 4096.
+    sgd_minibatch_size: int = 4096
+    #: Passes over the buffer per update. Default 4.
+    num_sgd_iters: int = 4
+    #: Shuffle transitions between minibatches. Default true.
+    shuffle_minibatches: bool = True
+    #: One optimizer step per pass (gradients summed over its minibatches)
+    #: instead of one per minibatch. Default false.
+    accumulate_grads: bool = False
+    #: Gradient norm clip, > 0. Default 0.5.
     max_grad_norm: float = 0.5
-    #: Normalize advantages over the buffer. Default True.
-    normalize_advantages: bool = True
-    #: Scale rewards by the std of discounted returns. Default True.
-    normalize_rewards: bool = True
-    #: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ... or ``"auto"`` (CUDA when available).
-    device: str | torch.device = "auto"
-    #: Largest number of transitions pushed through the model at once in an
-    #: update; larger minibatches are split with gradients accumulated (same
-    #: result, better cache use). Default 4096.
+    #: Stop an update's passes once the approximate KL exceeds 1.5 x this, > 0.
+    #: Default ``None``: off.
+    target_kl_div: float | None = None
+    #: Learning-rate schedule ``[[env_steps, lr], ...]``. Default ``None``: constant lr.
+    lr_schedule: list[tuple[int, float]] | None = None
+    #: ``"step"`` (hold each value) or ``"interp"`` (linear). Default ``"step"``.
+    lr_schedule_kind: Literal["step", "interp"] = "step"
+    #: Automatic mixed precision: bfloat16 on CPU, float16 with grad scaling on CUDA.
+    #: Default false.
+    enable_amp: bool = False
+    #: Most transitions pushed through the model at once in an update; larger
+    #: minibatches are split with gradients accumulated (same result). Default 4096.
     update_chunk_size: int = 4096
+    #: ``"auto"`` (default: CUDA when available, else CPU), ``"cpu"``, ``"cuda"``,
+    #: ``"cuda:N"``, ``"mps"``.
+    device: str | torch.device = "auto"
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            if getattr(self, f.name) is None:
+                setattr(self, f.name, _default(f))
 
     @classmethod
     def fields(cls) -> list[str]:
-        """Names of all hyperparameters."""
+        """Names of all fields."""
         return [f.name for f in dataclasses.fields(cls)]
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> AlgorithmConfig:
-        """Build from keyword arguments; unknown names raise ``ValueError``."""
-        known = set(cls.fields())
-        unknown = sorted(set(kwargs) - known)
-        if unknown:
-            raise ValueError(
-                f"Unknown {cls.__name__} field(s): {', '.join(unknown)}. "
-                f"Known fields: {', '.join(sorted(known))}."
-            )
-        return cls(**kwargs)
+        """Build from keyword arguments.
 
-    def validate(self) -> AlgorithmConfig:
-        """Raise ``ValueError`` naming the first invalid field. Returns ``self``."""
-        _int(self, "horizon", 1)
-        _int(self, "num_envs", 1)
-        _int(self, "num_sgd_iters", 1)
-        _int(self, "update_chunk_size", 1)
-        if not isinstance(self.horizons_per_env_reset, int) or not (
-            self.horizons_per_env_reset >= 1 or self.horizons_per_env_reset == -1
-        ):
-            raise ValueError(
-                f"horizons_per_env_reset must be a positive int or -1 (never reset), "
-                f"got {self.horizons_per_env_reset!r}."
-            )
-        if not 0.0 < self.gamma <= 1.0:
-            raise ValueError(f"gamma must be in (0, 1], got {self.gamma}.")
-        if not 0.0 <= self.gae_lambda <= 1.0:
-            raise ValueError(f"gae_lambda must be in [0, 1], got {self.gae_lambda}.")
-        _positive(self, "clip_param")
-        _positive(self, "max_grad_norm")
-        _nonneg(self, "vf_coeff")
-        _nonneg(self, "entropy_coeff")
-        if self.vf_clip_param is not None:
-            _positive(self, "vf_clip_param")
-        if self.target_kl_div is not None:
-            _positive(self, "target_kl_div")
-        if self.dual_clip_param is not None and not self.dual_clip_param > 1.0:
-            raise ValueError(f"dual_clip_param must be > 1 (or None), got {self.dual_clip_param}.")
-        buffer = self.num_envs * self.horizon
-        if self.sgd_minibatch_size == "auto":
-            pass
-        elif self.sgd_minibatch_size is not None:
-            _int(self, "sgd_minibatch_size", 1)
-            if self.sgd_minibatch_size > buffer:
-                raise ValueError(
-                    f"sgd_minibatch_size={self.sgd_minibatch_size} is larger than the buffer "
-                    f"(num_envs * horizon = {self.num_envs} * {self.horizon} = {buffer}); "
-                    "lower it, or set it to None to use the whole buffer."
-                )
-        validate_schedule(self.lr_schedule, "lr_schedule", self.lr_schedule_kind)
-        validate_schedule(
-            self.entropy_coeff_schedule, "entropy_coeff_schedule", self.entropy_coeff_schedule_kind
-        )
-        if self.optimizer_config is not None and not isinstance(self.optimizer_config, dict):
-            raise ValueError(f"optimizer_config must be a dict, got {self.optimizer_config!r}.")
-        if self.model_config is not None and not isinstance(self.model_config, dict):
-            raise ValueError(f"model_config must be a dict, got {self.model_config!r}.")
-        dev = str(self.device)
-        if dev != "auto":
-            try:
-                torch.device(dev)
-            except RuntimeError:
-                raise ValueError(
-                    f"device must be 'auto', 'cpu', 'cuda[:N]', ..., got {dev!r}."
-                ) from None
-        return self
+        Raises:
+            TypeError: an unknown name (with the closest known one).
+        """
+        known = cls.fields()
+        for name in kwargs:
+            if name not in known:
+                raise TypeError(f"{cls.__name__} has no field {name!r}{did_you_mean(name, known)}.")
+        return cls(**kwargs)
 
     @property
     def minibatch_size(self) -> int:
-        """The resolved number of transitions per SGD minibatch."""
-        buffer = self.num_envs * self.horizon
-        if self.sgd_minibatch_size == "auto":
-            return min(4096, buffer)
-        return self.sgd_minibatch_size or buffer
+        """Transitions per SGD minibatch: ``sgd_minibatch_size`` capped at the buffer."""
+        return min(self.sgd_minibatch_size, self.num_envs * self.horizon)
+
+    @property
+    def optimizer_kwargs(self) -> dict[str, Any]:
+        """The optimizer's keyword arguments: ``optimizer_config`` without its
+        ``None`` values, with ``lr`` defaulting to 1e-3."""
+        given = {k: v for k, v in (self.optimizer_config or {}).items() if v is not None}
+        return {"lr": DEFAULT_LR, **given}
+
+    def validate(self) -> AlgorithmConfig:
+        """Check every field; returns ``self``.
+
+        Raises:
+            HyperparameterError: naming the first invalid field and what it accepts.
+        """
+        _int(self, "num_envs", 1)
+        _int(self, "horizon", 1)
+        _int(self, "num_sgd_iters", 1)
+        _int(self, "sgd_minibatch_size", 1)
+        _int(self, "update_chunk_size", 1)
+        hper = self.horizons_per_env_reset
+        if _bad_int(hper) or not (hper >= 1 or hper == -1):
+            raise HyperparameterError(
+                "horizons_per_env_reset", hper, "must be a whole number >= 1, or -1 (never reset)"
+            )
+        _number(self, "gamma", lambda v: 0.0 < v <= 1.0, "in (0, 1]")
+        _number(self, "gae_lambda", lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
+        _number(self, "clip_param", lambda v: v > 0, "> 0")
+        _number(self, "max_grad_norm", lambda v: v > 0, "> 0")
+        _number(self, "vf_coeff", lambda v: v >= 0, ">= 0")
+        _number(self, "entropy_coeff", lambda v: v >= 0, ">= 0")
+        _number(self, "vf_clip_param", lambda v: v > 0, "> 0, or None (off)", optional=True)
+        _number(self, "target_kl_div", lambda v: v > 0, "> 0, or None (off)", optional=True)
+        _number(self, "dual_clip_param", lambda v: v > 1, "> 1, or None (off)", optional=True)
+        for name in (
+            "normalize_advantages",
+            "normalize_rewards",
+            "shuffle_minibatches",
+            "accumulate_grads",
+            "enable_amp",
+        ):
+            if not isinstance(getattr(self, name), bool):
+                raise HyperparameterError(name, getattr(self, name), "must be true or false")
+        for name in ("lr_schedule", "entropy_coeff_schedule"):
+            _schedule(self, name)
+        for name in ("env_config", "model_config"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, dict):
+                raise HyperparameterError(name, value, "must be a dict of keyword arguments")
+        if self.optimizer_config is not None and not isinstance(self.optimizer_config, dict):
+            raise HyperparameterError(
+                "optimizer_config", self.optimizer_config, "must be a dict of keyword arguments"
+            )
+        lr = self.optimizer_kwargs["lr"]
+        if _bad_float(lr) or not lr > 0:
+            raise HyperparameterError("optimizer_config.lr", lr, "must be a finite number > 0")
+        resolve_device(self.device)
+        return self
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RecurrentAlgorithmConfig(AlgorithmConfig):
     """Recurrent PPO hyperparameters: :class:`AlgorithmConfig` plus truncated BPTT."""
 
-    #: Length of the sequences backpropagated through; divides ``horizon``. Default 8.
+    #: Length of the sequences backpropagated through (recurrent models only);
+    #: divides ``horizon`` and the minibatch size. Default 8.
     seq_len: int = 8
-    #: Sequences between resets of the recurrent state while collecting;
-    #: ``-1`` resets only with the environment. Default -1.
+    #: Sequences between resets of the recurrent state while collecting
+    #: (recurrent models only); ``-1`` (default) resets it only with the environment.
     seqs_per_state_reset: int = -1
-    horizon: int = field(default=32)
 
     def validate(self) -> RecurrentAlgorithmConfig:
         super().validate()
         _int(self, "seq_len", 1)
         if self.horizon % self.seq_len:
-            raise ValueError(
-                f"horizon={self.horizon} must be a multiple of seq_len={self.seq_len}."
+            raise HyperparameterError(
+                "seq_len", self.seq_len, f"must divide horizon={self.horizon}"
             )
-        if not isinstance(self.seqs_per_state_reset, int) or not (
-            self.seqs_per_state_reset >= 1 or self.seqs_per_state_reset == -1
-        ):
-            raise ValueError(
-                f"seqs_per_state_reset must be a positive int or -1, got {self.seqs_per_state_reset!r}."
+        spsr = self.seqs_per_state_reset
+        if _bad_int(spsr) or not (spsr >= 1 or spsr == -1):
+            raise HyperparameterError(
+                "seqs_per_state_reset", spsr, "must be a whole number >= 1, or -1"
             )
         if self.minibatch_size % self.seq_len:
-            raise ValueError(
-                f"sgd_minibatch_size={self.minibatch_size} must be a multiple of "
-                f"seq_len={self.seq_len} (minibatches hold whole sequences)."
+            raise HyperparameterError(
+                "sgd_minibatch_size",
+                self.sgd_minibatch_size,
+                f"must be a multiple of seq_len={self.seq_len} (minibatches hold whole sequences)",
             )
         return self
 
 
+#: Fields that only recurrent PPO uses.
+RECURRENT_FIELDS = ("seq_len", "seqs_per_state_reset")
+
+
+def trainer_fields() -> list[dataclasses.Field]:
+    """The hyperparameter fields of the app's ``trainer`` node: every field of
+    :class:`RecurrentAlgorithmConfig` but the :data:`COMPONENT_FIELDS`."""
+    return [
+        f for f in dataclasses.fields(RecurrentAlgorithmConfig) if f.name not in COMPONENT_FIELDS
+    ]
+
+
+def field_types() -> dict[str, Any]:
+    """The resolved type annotations of :class:`RecurrentAlgorithmConfig`."""
+    return typing.get_type_hints(RecurrentAlgorithmConfig)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; others are checked against
+    what this torch build and machine offer.
+
+    Raises:
+        HyperparameterError: an unknown device, or one this machine doesn't have.
+    """
+    name = str(device)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise HyperparameterError(
+            "device", name, "use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = (
+                "this torch build has no CUDA"
+                if torch.version.cuda is None
+                else "no GPU is visible"
+            )
+            raise HyperparameterError("device", name, f"{why}; use 'cpu' or 'auto'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise HyperparameterError(
+                "device", name, f"this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise HyperparameterError("device", name, "MPS is not available; use 'cpu' or 'auto'")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise HyperparameterError("device", name, "use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    return dev
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+def _bad_int(v: Any) -> bool:
+    return isinstance(v, bool) or not isinstance(v, int)
+
+
+def _bad_float(v: Any) -> bool:
+    return isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
+
+
 def _int(cfg: Any, name: str, minimum: int) -> None:
     v = getattr(cfg, name)
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {v!r}.")
+    if _bad_int(v) or v < minimum:
+        raise HyperparameterError(name, v, f"must be a whole number >= {minimum}")
 
 
-def _positive(cfg: Any, name: str) -> None:
+def _number(
+    cfg: Any, name: str, ok: typing.Callable[[float], bool], accepts: str, optional: bool = False
+) -> None:
     v = getattr(cfg, name)
-    if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0:
-        raise ValueError(f"{name} must be a number > 0, got {v!r}.")
+    if optional and v is None:
+        return
+    if _bad_float(v) or not ok(v):
+        raise HyperparameterError(name, v, f"must be a finite number {accepts}")
 
 
-def _nonneg(cfg: Any, name: str) -> None:
-    v = getattr(cfg, name)
-    if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
-        raise ValueError(f"{name} must be a number >= 0, got {v!r}.")
+def _schedule(cfg: Any, name: str) -> None:
+    kind = getattr(cfg, f"{name}_kind")
+    if kind not in ("step", "interp"):
+        raise HyperparameterError(f"{name}_kind", kind, "must be 'step' or 'interp'")
+    points = getattr(cfg, name)
+    if points is None:
+        return
+    accepts = "must be a list of [env_steps, value] pairs with env_steps >= 0 increasing"
+    try:
+        pairs = [(p[0], p[1]) for p in points if len(p) == 2]
+    except TypeError:
+        raise HyperparameterError(name, points, accepts) from None
+    if not pairs or len(pairs) != len(points):
+        raise HyperparameterError(name, points, accepts)
+    steps = [s for s, _ in pairs]
+    if any(_bad_float(s) or _bad_float(v) for s, v in pairs):
+        raise HyperparameterError(name, points, accepts + " (finite numbers)")
+    if steps != sorted(steps) or steps[0] < 0:
+        raise HyperparameterError(name, points, accepts)
+    if name == "lr_schedule" and any(v <= 0 for _, v in pairs):
+        raise HyperparameterError(name, points, "learning rates must be > 0")
+    if name == "entropy_coeff_schedule" and any(v < 0 for _, v in pairs):
+        raise HyperparameterError(name, points, "entropy coefficients must be >= 0")

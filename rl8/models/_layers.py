@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
+
+from ..errors import HyperparameterError
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     # In place: the preceding Linear's backward needs its input, not its
@@ -24,9 +27,23 @@ def activation(name: str) -> nn.Module:
     try:
         return ACTIVATIONS[name]()
     except KeyError:
-        raise ValueError(
-            f"model_config.activation={name!r} is unknown; choose one of {sorted(ACTIVATIONS)}."
+        raise HyperparameterError(
+            "model_config.activation", name, f"choose one of {', '.join(sorted(ACTIVATIONS))}"
         ) from None
+
+
+def widths(name: str, values: Sequence[Any]) -> tuple[int, ...]:
+    """Layer widths from ``model_config.<name>``: whole numbers >= 1.
+
+    Raises:
+        HyperparameterError: naming ``model_config.<name>``.
+    """
+    out = tuple(values)
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in out):
+        raise HyperparameterError(
+            f"model_config.{name}", list(out), "layer widths must be whole numbers >= 1"
+        )
+    return out
 
 
 def linear(in_features: int, out_features: int, gain: float = math.sqrt(2)) -> nn.Linear:

@@ -10,7 +10,7 @@ from torch import nn
 from ..distributions import Categorical, Distribution, default_distribution_cls
 from ..specs import Spec
 from ._layers import activation as make_activation
-from ._layers import flat_obs, linear
+from ._layers import flat_obs, linear, widths
 from .base import RecurrentModel, State
 
 __all__ = ["LSTMModel"]
@@ -50,9 +50,12 @@ class LSTMModel(RecurrentModel):
         n_policy_out = n_features if self.discrete else n_features // 2
         layers: list[nn.Module] = []
         prev = observation_spec.numel
-        for h in encoder_hiddens:
-            layers += [linear(prev, int(h)), make_activation(activation)]
-            prev = int(h)
+        for h in widths("encoder_hiddens", encoder_hiddens):
+            layers += [linear(prev, h), make_activation(activation)]
+            prev = h
+        (hidden_size, num_layers) = widths("hidden_size", [hidden_size]) + widths(
+            "num_layers", [num_layers]
+        )
         self.encoder = nn.Sequential(*layers)
         self.lstm = nn.LSTM(prev, hidden_size, num_layers=num_layers, batch_first=True)
         self.policy_head = linear(hidden_size, n_policy_out, gain=0.01)

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..distributions import Categorical, Distribution, default_distribution_cls
 from ..specs import Spec
-from ._layers import flat_obs, mlp
+from ._layers import flat_obs, mlp, widths
 from .base import Model
 
 __all__ = ["MLPModel"]
@@ -47,7 +47,7 @@ class MLPModel(Model):
         self.discrete = issubclass(dist_cls, Categorical)
         n_policy_out = n_features if self.discrete else n_features // 2
         n_in = observation_spec.numel
-        hid = tuple(int(h) for h in hiddens)
+        hid = widths("hiddens", hiddens)
         self.policy_net = mlp(n_in, hid, activation, n_policy_out, out_gain=0.01)
         self.value_net = mlp(n_in, hid, activation, 1, out_gain=1.0)
         self.log_std = (

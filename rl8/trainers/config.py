@@ -5,14 +5,15 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import torch
 import yaml
 
+from ..algorithms.config import RECURRENT_FIELDS, AlgorithmConfig, RecurrentAlgorithmConfig
 from ..env import EnvFactory
+from ..errors import HyperparameterError, did_you_mean
 from ..tracking import MlflowTracker
 from .base import RecurrentTrainer, Trainer
 
@@ -40,77 +41,69 @@ def import_path(path: str, field: str = "path") -> Any:
         raise ImportError(f"{field}={path!r}: module {module_name!r} has no {attr!r}.") from None
 
 
-@dataclass
-class TrainConfig:
-    """A helper for building a trainer from a config.
+@dataclass(kw_only=True)
+class TrainConfig(RecurrentAlgorithmConfig):
+    """Everything needed to build a trainer: the environment class, whether
+    the policy is recurrent, and every hyperparameter of
+    :class:`~rl8.algorithms.RecurrentAlgorithmConfig` (the one declaration of
+    the hyperparameters, their defaults and units).
 
-    Every field but ``env_cls`` and ``recurrent`` defaults to ``None``,
-    meaning "use the trainer's default" (see
-    :class:`~rl8.algorithms.AlgorithmConfig` for the defaults and units).
+    ``env_cls`` is the only positional argument. A field set to ``None`` gets
+    its default. ``seq_len`` and ``seqs_per_state_reset`` are for
+    ``recurrent=True`` only.
 
     Example:
         >>> from rl8 import DiscreteDummyEnv, TrainConfig
         >>> trainer = TrainConfig(DiscreteDummyEnv, num_envs=64, horizon=8).build()
     """
 
-    env_cls: EnvFactory
-    env_config: dict[str, Any] | None = None
-    model_cls: Any = None
-    model_config: dict[str, Any] | None = None
-    distribution_cls: Any = None
-    horizon: int | None = None
-    horizons_per_env_reset: int | None = None
-    num_envs: int | None = None
-    seq_len: int | None = None
-    seqs_per_state_reset: int | None = None
-    optimizer_cls: Any = None
-    optimizer_config: dict[str, Any] | None = None
-    accumulate_grads: bool | None = None
-    enable_amp: bool | None = None
-    entropy_coeff: float | None = None
-    gae_lambda: float | None = None
-    gamma: float | None = None
-    sgd_minibatch_size: int | Literal["auto"] | None = None
-    num_sgd_iters: int | None = None
-    shuffle_minibatches: bool | None = None
-    clip_param: float | None = None
-    vf_clip_param: float | None = None
-    dual_clip_param: float | None = None
-    vf_coeff: float | None = None
-    target_kl_div: float | None = None
-    max_grad_norm: float | None = None
-    normalize_advantages: bool | None = None
-    normalize_rewards: bool | None = None
-    device: str | torch.device | Literal["auto"] | None = None
+    #: Environment class (or factory), built as
+    #: ``env_cls(num_envs, horizon, config=env_config, device=device)``.
+    env_cls: EnvFactory = field(kw_only=False)
+    #: Build a :class:`RecurrentTrainer` (truncated BPTT) instead of a :class:`Trainer`.
+    #: Default false.
     recurrent: bool = False
-    lr_schedule: list[tuple[int, float]] | None = None
-    lr_schedule_kind: Literal["step", "interp"] | None = None
-    entropy_coeff_schedule: list[tuple[int, float]] | None = None
-    entropy_coeff_schedule_kind: Literal["step", "interp"] | None = None
-    update_chunk_size: int | None = None
 
-    def build(self, *, tracker: MlflowTracker | None = None) -> Trainer | RecurrentTrainer:
-        """Instantiate a :class:`Trainer` (or :class:`RecurrentTrainer` when
-        ``recurrent``), dropping ``None`` fields so the trainer's defaults apply.
-
-        Args:
-            tracker: Optional MLflow run the trainer logs into.
+    def validate(self) -> TrainConfig:
+        """Check every field (the trainer's own checks, run before anything is built).
 
         Raises:
-            ValueError: An invalid field (named), e.g. ``seq_len`` without
-                ``recurrent=True``.
+            HyperparameterError: naming the first invalid field.
         """
-        kwargs = {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if f.name not in ("env_cls", "recurrent") and getattr(self, f.name) is not None
-        }
+        if not callable(self.env_cls):
+            raise HyperparameterError(
+                "env_cls", self.env_cls, "must be an environment class (or a factory)"
+            )
         if self.recurrent:
-            return RecurrentTrainer(self.env_cls, tracker=tracker, **kwargs)
-        for name in ("seq_len", "seqs_per_state_reset"):
-            if name in kwargs:
-                raise ValueError(f"{name} is only used by recurrent trainers; set recurrent=True.")
-        return Trainer(self.env_cls, tracker=tracker, **kwargs)
+            RecurrentAlgorithmConfig.validate(self)
+            return self
+        AlgorithmConfig.validate(self)
+        defaults = RecurrentAlgorithmConfig()
+        for name in RECURRENT_FIELDS:
+            if getattr(self, name) != getattr(defaults, name):
+                raise HyperparameterError(
+                    name, getattr(self, name), "only recurrent models use it: set recurrent=True"
+                )
+        return self
+
+    def algorithm_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of the trainer's algorithm (every hyperparameter)."""
+        cls = RecurrentAlgorithmConfig if self.recurrent else AlgorithmConfig
+        return {name: getattr(self, name) for name in cls.fields()}
+
+    def build(self, *, tracker: MlflowTracker | None = None) -> Trainer | RecurrentTrainer:
+        """Validate, then instantiate a :class:`Trainer` (or a
+        :class:`RecurrentTrainer` when ``recurrent``).
+
+        Args:
+            tracker: The MLflow run the trainer logs into.
+
+        Raises:
+            HyperparameterError: an invalid field (named).
+        """
+        self.validate()
+        trainer_cls = RecurrentTrainer if self.recurrent else Trainer
+        return trainer_cls(self.env_cls, tracker=tracker, **self.algorithm_kwargs())
 
     @classmethod
     def from_file(cls, path: str | Path) -> TrainConfig:
@@ -126,10 +119,12 @@ class TrainConfig:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping of TrainConfig fields.")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{path}: unknown TrainConfig field(s): {', '.join(unknown)}.")
+        known = [f.name for f in dataclasses.fields(cls)]
+        for name in data:
+            if name not in known:
+                raise ValueError(
+                    f"{path}: TrainConfig has no field {name!r}{did_you_mean(name, known)}."
+                )
         for name in _CLS_FIELDS:
             if isinstance(data.get(name), str):
                 data[name] = import_path(data[name], name)
