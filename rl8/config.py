@@ -23,6 +23,7 @@ import dataclasses
 import functools
 import inspect
 import logging
+import math
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -34,8 +35,9 @@ from hydra.core.config_store import ConfigStore
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, ValidationError
 
-from .errors import ConfigError, HyperparameterError
+from .errors import ConfigError, HyperparameterError, did_you_mean
 
 __all__ = [
     "SCHEMA_NAME",
@@ -43,6 +45,7 @@ __all__ = [
     "CheckpointConf",
     "EnvConf",
     "EvalConf",
+    "GuardConf",
     "MlflowConf",
     "ModelConf",
     "ProgressConf",
@@ -154,6 +157,17 @@ class StopConf:
 
 
 @dataclass
+class GuardConf:
+    """``guard``: fail a run that produces garbage, with a message naming the
+    likely cause (``null`` turns a rule off)."""
+
+    #: Largest approximate KL divergence of one update (nats); healthy PPO stays ~0.01.
+    max_kl_div: float | None = 5.0
+    #: Largest value loss; with ``trainer.normalize_rewards`` (the default) it stays O(1).
+    max_vf_loss: float | None = 1.0e6
+
+
+@dataclass
 class EvalConf:
     """``eval``: evaluate every ``every`` trainer steps (0: only at the end)."""
 
@@ -222,6 +236,7 @@ class TrainAppConf:
     #: An earlier job's output dir (or its ``checkpoint.pt``) to continue.
     resume: str | None = None
     stop: StopConf = field(default_factory=StopConf)
+    guard: GuardConf = field(default_factory=GuardConf)
     eval: EvalConf = field(default_factory=EvalConf)
     checkpoint: CheckpointConf = field(default_factory=CheckpointConf)
     mlflow: MlflowConf = field(default_factory=MlflowConf)
@@ -255,9 +270,36 @@ def _check(ok: bool, key: str, value: Any, accepts: str) -> None:
 
 def _positive_or_null(cfg: Any, key: str, *, integer: bool) -> None:
     value = OmegaConf.select(cfg, key)
-    kind = "a whole number (like 1000000 or 1e6)" if integer else "a number"
-    ok = value is None or (value > 0 and (not integer or float(value).is_integer()))
+    kind = "a whole number (like 1000000 or 1e6)" if integer else "a finite number"
+    ok = value is None or (
+        math.isfinite(value) and value > 0 and (not integer or float(value).is_integer())
+    )
     _check(ok, key, value, f"must be {kind} > 0, or null for no limit")
+
+
+def check_keys(cfg: DictConfig) -> None:
+    """Every key of ``cfg`` is one of the schema's, also those added with ``+``
+    (Hydra adds those without checking).
+
+    Raises:
+        ConfigError: naming the unknown key and the closest known one.
+    """
+    try:
+        # As plain data: a composed node keeps keys Hydra added to it in open_dict mode.
+        OmegaConf.merge(OmegaConf.structured(TrainAppConf), OmegaConf.to_container(cfg))
+    except ConfigKeyError as e:
+        key = e.full_key or str(e.key)
+        parent, _, name = key.rpartition(".")
+        node = OmegaConf.select(OmegaConf.structured(TrainAppConf), parent) if parent else None
+        known = list(node.keys()) if isinstance(node, DictConfig) else []
+        if not parent:
+            known = [f.name for f in dataclasses.fields(TrainAppConf)]
+        raise ConfigError(
+            f"{key} is not a config key{did_you_mean(name, known)}; "
+            "see python -m rl8.train --cfg job for every key."
+        ) from None
+    except ValidationError as e:
+        raise ConfigError(f"{e.full_key}: {_first_line(e)}") from None
 
 
 def validate(cfg: DictConfig) -> None:
@@ -266,6 +308,7 @@ def validate(cfg: DictConfig) -> None:
     Raises:
         ConfigError: naming the first invalid key and what it accepts.
     """
+    check_keys(cfg)
     _check(0 <= cfg.seed < 2**32, "seed", cfg.seed, "must be in [0, 2**32)")
     objective = _plain(cfg.objective)
     names = [objective] if isinstance(objective, str) else objective
@@ -277,8 +320,16 @@ def validate(cfg: DictConfig) -> None:
     )
     for key in ("stop.max_env_steps", "stop.max_steps"):
         _positive_or_null(cfg, key, integer=True)
-    _positive_or_null(cfg, "stop.max_seconds", integer=False)
-    if (cfg.stop.metric is None) != (cfg.stop.threshold is None):
+    for key in ("stop.max_seconds", "guard.max_kl_div", "guard.max_vf_loss"):
+        _positive_or_null(cfg, key, integer=False)
+    threshold = cfg.stop.threshold
+    _check(
+        threshold is None or math.isfinite(threshold),
+        "stop.threshold",
+        threshold,
+        "must be a finite number",
+    )
+    if (cfg.stop.metric is None) != (threshold is None):
         raise ConfigError(
             "stop.metric and stop.threshold go together: set both (e.g. "
             "stop.metric=eval/returns/mean stop.threshold=30) or neither."
@@ -290,20 +341,29 @@ def validate(cfg: DictConfig) -> None:
         cfg.checkpoint.every,
         "must be >= 0 (0: only at the end)",
     )
-    _check(cfg.progress.log_every_s > 0, "progress.log_every_s", cfg.progress.log_every_s, "> 0")
+    log_every_s = cfg.progress.log_every_s
+    _check(
+        math.isfinite(log_every_s) and log_every_s > 0,
+        "progress.log_every_s",
+        log_every_s,
+        "must be a finite number > 0",
+    )
     optimizer = cfg.optimizer
     if not isinstance(optimizer, DictConfig) or "_target_" not in optimizer:
         raise ConfigError(
             "optimizer must be a node with _target_ (a torch.optim.Optimizer class), "
             "_partial_: true and its arguments; pick one with optimizer=adam|adamw|sgd."
         )
+    for name, value in optimizer.items():
+        if isinstance(value, float):
+            _check(math.isfinite(value), f"optimizer.{name}", value, "must be finite")
     lr = optimizer.get("lr")
     if lr is not None:
         _check(
             isinstance(lr, int | float) and not isinstance(lr, bool) and lr > 0,
             "optimizer.lr",
             lr,
-            "must be a number > 0",
+            "must be a finite number > 0, or null for rl8's default",
         )
 
 

@@ -81,6 +81,12 @@ class Progress:
                 desc="env steps",
                 **size,
             )
+            # Log records written while the bar is drawn go above it (tqdm.write),
+            # instead of tearing its line.
+            from tqdm.contrib.logging import logging_redirect_tqdm
+
+            self._redirect: Any = logging_redirect_tqdm(loggers=[logging.getLogger()])
+            self._redirect.__enter__()
 
     @property
     def rate(self) -> float:
@@ -133,5 +139,6 @@ class Progress:
     def close(self) -> None:
         """Close the bar (if any)."""
         if self.bar is not None:
+            self._redirect.__exit__(None, None, None)
             self.bar.close()
             self.bar = None

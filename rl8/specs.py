@@ -11,6 +11,7 @@ can still be described with a custom model and distribution.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,6 +122,7 @@ class Param:
             if value.numel() == 0:
                 return
             vmin, vmax = float(value.min()), float(value.max())
+            finite = bool(torch.isfinite(value).all())
         else:
             try:
                 vmin = vmax = float(value)
@@ -128,6 +130,9 @@ class Param:
                 raise ValueError(
                     f"{owner} parameter '{name}' must be a number or a tensor, got {value!r}."
                 ) from None
+            finite = math.isfinite(vmin)
+        if not finite:
+            raise ValueError(f"{owner} parameter '{name}' must be finite, got {value!r}.")
         if (self.low is not None and vmin < self.low) or (
             self.high is not None and vmax > self.high
         ):

@@ -314,12 +314,28 @@ class _Stop:
         return None
 
 
-def _check_finite(stats: Mapping[str, float], step: int, env_steps: int) -> None:
+def _check_diverged(cfg: DictConfig, stats: Mapping[str, float], step: int, env_steps: int) -> None:
+    """Raise :class:`DivergedError` when a loss is NaN/inf or a ``guard`` bound is exceeded."""
+    where = f"training diverged at step {step} ({env_steps} env steps)"
+    lr = cfg.optimizer.get("lr")
+    cause = (
+        f"Likely cause: the learning rate (optimizer.lr={lr if lr is not None else 'default'}) "
+        "is too high for this task; try 3e-4 to 3e-3, or a lower trainer.max_grad_norm"
+    )
     for k, v in stats.items():
         if k.startswith("losses/") and not math.isfinite(v):
+            raise DivergedError(f"{where}: {k}={v}. {cause}.")
+    bounds = (
+        ("monitors/kl_div", "guard.max_kl_div", cfg.guard.max_kl_div),
+        ("losses/vf", "guard.max_vf_loss", cfg.guard.max_vf_loss),
+    )
+    for stat, key, bound in bounds:
+        value = stats.get(stat)
+        if bound is not None and value is not None and value > bound:
             raise DivergedError(
-                f"training diverged at step {step} ({env_steps} env steps): {k}={v}. "
-                "Try a lower optimizer.lr or trainer.max_grad_norm."
+                f"{where}: {stat}={value:.4g} > {key}={bound:g}. {cause} "
+                f"(or unnormalized rewards: trainer.normalize_rewards). "
+                f"To allow it, raise {key} or set it to null."
             )
 
 
@@ -477,7 +493,7 @@ class _Loop:
             )
             self.env_config = {**self.built.env_config, **drawn} if drawn else None
         self.stats = self.trainer.step(env_config=self.env_config)
-        _check_finite(self.stats, self.steps, self.env_steps)
+        _check_diverged(self.cfg, self.stats, self.steps, self.env_steps)
         extra = {"time/elapsed_s": self.elapsed_s}
         if schedule is not None:
             schedule.update(self.stats, self.env_steps)
