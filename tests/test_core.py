@@ -243,17 +243,51 @@ def test_distributions_logp_matches_torch() -> None:
     assert torch.allclose(s.deterministic_sample(), 2 * torch.tanh(feats[:, :2]))
 
 
-def test_conditions() -> None:
-    assert HitsUpperBound("x", 1.0)({"x": 1.0}) and not HitsUpperBound("x", 1.0)({"x": 0.5})
-    assert HitsLowerBound("x", 0.0)({"x": -1}) and not HitsLowerBound("x", 0.0)({"x": 1})
+@pytest.mark.parametrize(
+    ("make", "values", "expected"),
+    [
+        (lambda: HitsUpperBound("x", 1.0), [0.5, 1.0, 2.0, 0.9], [False, True, True, False]),
+        (lambda: HitsLowerBound("x", 0.0), [1, 0, -1, 0.5], [False, True, True, False]),
+        # Unchanged (within rtol) for 2 consecutive calls, then a jump resets the count.
+        (
+            lambda: Plateaus("x", patience=2),
+            [1.0, 1.0, 1.0, 5.0, 5.0, 5.004],
+            [False, False, True, False, False, True],
+        ),
+        # rtol is relative: 5 -> 5.006 is a change of more than 1e-3 * 5.
+        (lambda: Plateaus("x", patience=1), [5.0, 5.0, 5.006], [False, True, False]),
+        # The first value has nothing to compare with, even when it is 0.
+        (lambda: Plateaus("x", patience=1), [0.0, 0.0, 1.0], [False, True, False]),
+        (
+            lambda: StopsIncreasing("x", patience=2),
+            [1, 2, 2, 1, 3, 3, 3],
+            [False, False, False, True, False, False, True],
+        ),
+        (
+            lambda: StopsDecreasing("x", patience=1),
+            [3, 2, 2, 1, 1],
+            [False, False, True, False, True],
+        ),
+    ],
+    ids=[
+        "upper",
+        "lower",
+        "plateaus",
+        "plateaus_rtol",
+        "plateaus_first_zero",
+        "stops_increasing",
+        "stops_decreasing",
+    ],
+)
+def test_condition_sequences(make, values, expected) -> None:
+    condition = make()
+    assert [condition({"x": v}) for v in values] == expected
+
+
+def test_and_condition_and_missing_key() -> None:
     both = And([HitsUpperBound("x", 1), HitsLowerBound("y", 0)])
-    assert both({"x": 2, "y": -1}) and not both({"x": 2, "y": 1})
-    p = Plateaus("x", patience=2)
-    assert [p({"x": v}) for v in (1.0, 1.0, 1.0)] == [False, True, True] or not p({"x": 5.0})
-    inc = StopsIncreasing("x", patience=2)
-    assert [inc({"x": v}) for v in (1, 2, 2, 1)] == [False, False, False, True]
-    dec = StopsDecreasing("x", patience=1)
-    assert [dec({"x": v}) for v in (3, 2, 2)] == [False, False, True]
+    cases = [({"x": 2, "y": -1}, True), ({"x": 2, "y": 1}, False), ({"x": 0, "y": -1}, False)]
+    assert [both(stats) for stats, _ in cases] == [want for _, want in cases]
     with pytest.raises(KeyError, match="missing"):
         HitsUpperBound("missing", 1)({"x": 1})
 
