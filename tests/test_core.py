@@ -161,6 +161,15 @@ def test_unknown_env_param_fails_at_build() -> None:
         Trainer(DiscreteDummyEnv, **SMALL, env_config={"nope": 1.0})
 
 
+def _params(trainer_or_algorithm) -> torch.Tensor:
+    algorithm = getattr(trainer_or_algorithm, "algorithm", trainer_or_algorithm)
+    return torch.cat([p.detach().flatten() for p in algorithm.policy.model.parameters()])
+
+
+def _without_timings(stats: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in stats.items() if not k.startswith("profiling/")}
+
+
 def test_state_dict_roundtrip_continues_identically() -> None:
     torch.manual_seed(0)
     a = Trainer(ContinuousDummyEnv, **SMALL)
@@ -318,21 +327,47 @@ def test_entropy_and_lr_schedules_reach_the_trainer() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    ("kwargs", "minibatches"),
     [
-        {"accumulate_grads": True, "sgd_minibatch_size": 32},
-        {"enable_amp": True},
-        {"target_kl_div": 1e-9},
-        {"dual_clip_param": 3.0, "vf_clip_param": None, "normalize_rewards": False},
-        {"optimizer_cls": torch.optim.SGD, "optimizer_config": {"lr": 0.01}},
-        {"update_chunk_size": 16, "sgd_minibatch_size": None},
+        ({"accumulate_grads": True, "sgd_minibatch_size": 32}, 16),
+        ({"enable_amp": True}, 4),
+        ({"dual_clip_param": 3.0, "vf_clip_param": None, "normalize_rewards": False}, 4),
+        ({"optimizer_cls": torch.optim.SGD, "optimizer_config": {"lr": 0.01}}, 4),
+        ({"update_chunk_size": 16, "sgd_minibatch_size": None}, 4),
     ],
 )
-def test_hyperparameter_paths_run(kwargs) -> None:
-    stats = Trainer(DiscreteDummyEnv, **SMALL, **kwargs).step()
+def test_hyperparameter_paths_run(kwargs, minibatches) -> None:
+    torch.manual_seed(0)
+    trainer = Trainer(DiscreteDummyEnv, **SMALL, **kwargs)
+    before = _params(trainer)
+    stats = trainer.step()
     assert torch.isfinite(torch.tensor(stats["losses/total"]))
-    if "target_kl_div" in kwargs:
-        assert stats["monitors/stopped_early"] in (0.0, 1.0)
+    # 4 SGD passes over 128 samples, 4 minibatches each when they hold 32.
+    assert stats["monitors/minibatches"] == minibatches
+    assert stats["monitors/stopped_early"] == 0.0
+    after = _params(trainer)
+    assert torch.isfinite(after).all()
+    assert not torch.equal(before, after)
+
+
+@pytest.mark.parametrize(
+    ("target_kl_div", "stopped_early", "minibatches"),
+    [
+        # The first minibatch's KL is ~0 (the policy has not moved yet); after
+        # one optimizer step the second minibatch's exceeds 1.5e-9 and stops.
+        (1e-9, 1.0, 2.0),
+        # Never exceeded: all 4 passes of 4 minibatches run.
+        (1e9, 0.0, 16.0),
+    ],
+)
+def test_kl_early_stopping(target_kl_div, stopped_early, minibatches) -> None:
+    torch.manual_seed(0)
+    trainer = Trainer(DiscreteDummyEnv, **SMALL, sgd_minibatch_size=32, target_kl_div=target_kl_div)
+    before = _params(trainer)
+    stats = trainer.step()
+    assert stats["monitors/stopped_early"] == stopped_early
+    assert stats["monitors/minibatches"] == minibatches
+    assert not torch.equal(before, _params(trainer))  # the first minibatch's step was kept
 
 
 def test_chunked_update_equals_unchunked() -> None:
