@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -255,7 +256,10 @@ class AlgorithmBase:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict`. The environment restarts from a reset."""
         self.policy.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        # Optimizer.load_state_dict keeps the given state tensors (Adam's moments)
+        # when dtype and device match, and steps them in place: without a copy,
+        # a state dict taken from a live algorithm would tie the two together.
+        self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
         if state.get("grad_scaler"):
             self.grad_scaler.load_state_dict(state["grad_scaler"])
         s = state["state"]
