@@ -21,7 +21,7 @@ from rl8 import (
     TrainConfig,
     Trainer,
 )
-from rl8.algorithms import gae
+from rl8.algorithms import Algorithm, RecurrentAlgorithm, gae
 from rl8.distributions import Categorical, Normal, SquashedNormal
 from rl8.schedulers import EntropyScheduler, LRScheduler
 from rl8.specs import BoundedSpec, DiscreteSpec, UnboundedSpec
@@ -392,16 +392,85 @@ def test_kl_early_stopping(target_kl_div, stopped_early, minibatches) -> None:
     assert not torch.equal(before, _params(trainer))  # the first minibatch's step was kept
 
 
-def test_chunked_update_equals_unchunked() -> None:
-    results = []
-    for chunk in (10_000, 32):
-        torch.manual_seed(0)
-        t = Trainer(ContinuousDummyEnv, **SMALL, sgd_minibatch_size=None, update_chunk_size=chunk)
-        t.step()
-        results.append(
-            torch.cat([p.detach().flatten() for p in t.algorithm.policy.model.parameters()])
-        )
-    assert torch.allclose(results[0], results[1], atol=1e-5)
+def _one_update(algorithm_cls, env_cls, **kwargs) -> torch.Tensor:
+    """Parameters after one collect and one update (one SGD pass, no shuffling).
+
+    Plain SGD with lr=1 moves the parameters by exactly the (clipped) gradient,
+    so comparing parameters compares the gradients of the update.
+    """
+    torch.manual_seed(0)
+    algorithm = algorithm_cls(
+        env_cls,
+        num_envs=16,
+        horizon=8,
+        num_sgd_iters=1,
+        shuffle_minibatches=False,
+        device="cpu",
+        optimizer_cls=torch.optim.SGD,
+        optimizer_config={"lr": 1.0},
+        **kwargs,
+    )
+    before = _params(algorithm)
+    algorithm.collect()
+    stats = algorithm.step()
+    after = _params(algorithm)
+    assert not torch.equal(before, after)
+    assert stats["monitors/stopped_early"] == 0.0
+    return after
+
+
+ALGORITHMS = [
+    (Algorithm, {}),
+    (RecurrentAlgorithm, {"seq_len": 4}),
+]
+
+
+@pytest.mark.parametrize("env_cls", [DiscreteDummyEnv, ContinuousDummyEnv])
+@pytest.mark.parametrize(("algorithm_cls", "extra"), ALGORITHMS, ids=["ff", "recurrent"])
+@pytest.mark.parametrize(
+    "minibatch",
+    [
+        32,  # 4 equal minibatches of the 128-sample buffer
+        64,  # 2 equal minibatches
+        48,  # 48 + 48 + 32: the last minibatch is smaller
+        96,  # 96 + 32
+    ],
+)
+def test_accumulated_minibatches_equal_one_full_batch(
+    algorithm_cls, extra, env_cls, minibatch
+) -> None:
+    full = _one_update(algorithm_cls, env_cls, sgd_minibatch_size=None, **extra)
+    accumulated = _one_update(
+        algorithm_cls,
+        env_cls,
+        sgd_minibatch_size=minibatch,
+        accumulate_grads=True,
+        **extra,
+    )
+    torch.testing.assert_close(accumulated, full, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("env_cls", [DiscreteDummyEnv, ContinuousDummyEnv])
+@pytest.mark.parametrize(("algorithm_cls", "extra"), ALGORITHMS, ids=["ff", "recurrent"])
+@pytest.mark.parametrize(
+    ("minibatch", "chunk"),
+    [
+        (None, 32),  # the whole buffer in 4 equal chunks
+        (None, 48),  # 48 + 48 + 32
+        (64, 16),  # 2 minibatches of 4 chunks each
+        (96, 64),  # 96 = 64 + 32, then 32 in one chunk
+    ],
+)
+def test_chunked_update_equals_unchunked(algorithm_cls, extra, env_cls, minibatch, chunk) -> None:
+    whole = _one_update(algorithm_cls, env_cls, sgd_minibatch_size=minibatch, **extra)
+    chunked = _one_update(
+        algorithm_cls,
+        env_cls,
+        sgd_minibatch_size=minibatch,
+        update_chunk_size=chunk,
+        **extra,
+    )
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-6)
 
 
 def test_recurrent_trainer_steps_and_evals() -> None:

@@ -179,7 +179,11 @@ class AlgorithmBase:
                     weight = (c_hi - c_lo) / (hi - lo)
                     with self._autocast():
                         loss = loss_fn(index)
-                    scale = weight / num_minibatches if accumulate else weight
+                    # The loss is a mean over the chunk. Weighted by the chunk's share
+                    # of the minibatch, the gradients add up to the minibatch mean's;
+                    # accumulated over a pass, by its share of the whole buffer (the
+                    # last minibatch may be smaller than the others).
+                    scale = (c_hi - c_lo) / num_samples if accumulate else weight
                     self.grad_scaler.scale(loss.total * scale).backward()
                     mb_stats += loss.stats().float() * weight
                 sums += mb_stats
