@@ -79,11 +79,13 @@ class Plateaus:
         self.patience = patience
         self.rtol = rtol
         self.losses = 0
-        self.old_value = 0.0
+        #: The previous value; ``None`` before the first call (nothing to compare with).
+        self.old_value: float | None = None
 
     def __call__(self, stats: Stats, /) -> bool:
         new_value = _get(stats, self.key, self)
-        if abs(new_value - self.old_value) <= self.rtol * abs(self.old_value):
+        old = self.old_value
+        if old is not None and abs(new_value - old) <= self.rtol * abs(old):
             self.losses += 1
         else:
             self.losses = 0

@@ -21,7 +21,7 @@ from rl8 import (
     TrainConfig,
     Trainer,
 )
-from rl8.algorithms import gae
+from rl8.algorithms import Algorithm, RecurrentAlgorithm, gae
 from rl8.distributions import Categorical, Normal, SquashedNormal
 from rl8.errors import HyperparameterError
 from rl8.schedulers import EntropyScheduler, LRScheduler
@@ -172,18 +172,49 @@ def test_unknown_env_param_fails_at_build() -> None:
         Trainer(DiscreteDummyEnv, **SMALL, env_config={"nope": 1.0})
 
 
-def test_state_dict_roundtrip_continues_identically() -> None:
+def _params(trainer_or_algorithm) -> torch.Tensor:
+    algorithm = getattr(trainer_or_algorithm, "algorithm", trainer_or_algorithm)
+    return torch.cat([p.detach().flatten() for p in algorithm.policy.model.parameters()])
+
+
+def _without_timings(stats: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in stats.items() if not k.startswith("profiling/")}
+
+
+@pytest.mark.parametrize("trainer_cls", [Trainer, RecurrentTrainer])
+def test_state_dict_roundtrip_continues_identically(trainer_cls) -> None:
+    # horizons_per_env_reset=1: every collect starts from a reset, as a restored
+    # trainer's first collect does, so the original and the copy see the same data.
+    kwargs = {**SMALL, "horizons_per_env_reset": 1, "device": "cpu"}
+    if trainer_cls is RecurrentTrainer:
+        kwargs["seq_len"] = 4
     torch.manual_seed(0)
-    a = Trainer(ContinuousDummyEnv, **SMALL)
+    a = trainer_cls(ContinuousDummyEnv, **kwargs)
     a.step()
+    a.step()  # the optimizer has state (Adam moments) worth restoring
     sd = a.state_dict()
-    b = Trainer(ContinuousDummyEnv, **SMALL)
+    torch.manual_seed(1)  # a different initialization, replaced by the state dict
+    b = trainer_cls(ContinuousDummyEnv, **kwargs)
+    assert not torch.equal(_params(a), _params(b))
     b.load_state_dict(sd)
     assert b.state == a.state
-    for pa, pb in zip(a.algorithm.policy.model.parameters(), b.algorithm.policy.model.parameters()):
-        assert torch.equal(pa, pb)
-    b.step()
-    assert b.state["algorithm/steps"] == 2
+    assert torch.equal(_params(a), _params(b))
+    for _ in range(2):
+        torch.manual_seed(2)
+        stats_a = a.step()
+        torch.manual_seed(2)
+        stats_b = b.step()
+        assert _without_timings(stats_b) == _without_timings(stats_a)
+        assert torch.equal(_params(b), _params(a))
+    assert (
+        b.state
+        == a.state
+        == {
+            "algorithm/collects": 4,
+            "algorithm/steps": 4,
+            "env/steps": 4 * 16 * 8,
+        }
+    )
 
 
 def test_each_trainer_tracks_its_own_mlflow_run(tmp_path) -> None:
@@ -254,17 +285,51 @@ def test_distributions_logp_matches_torch() -> None:
     assert torch.allclose(s.deterministic_sample(), 2 * torch.tanh(feats[:, :2]))
 
 
-def test_conditions() -> None:
-    assert HitsUpperBound("x", 1.0)({"x": 1.0}) and not HitsUpperBound("x", 1.0)({"x": 0.5})
-    assert HitsLowerBound("x", 0.0)({"x": -1}) and not HitsLowerBound("x", 0.0)({"x": 1})
+@pytest.mark.parametrize(
+    ("make", "values", "expected"),
+    [
+        (lambda: HitsUpperBound("x", 1.0), [0.5, 1.0, 2.0, 0.9], [False, True, True, False]),
+        (lambda: HitsLowerBound("x", 0.0), [1, 0, -1, 0.5], [False, True, True, False]),
+        # Unchanged (within rtol) for 2 consecutive calls, then a jump resets the count.
+        (
+            lambda: Plateaus("x", patience=2),
+            [1.0, 1.0, 1.0, 5.0, 5.0, 5.004],
+            [False, False, True, False, False, True],
+        ),
+        # rtol is relative: 5 -> 5.006 is a change of more than 1e-3 * 5.
+        (lambda: Plateaus("x", patience=1), [5.0, 5.0, 5.006], [False, True, False]),
+        # The first value has nothing to compare with, even when it is 0.
+        (lambda: Plateaus("x", patience=1), [0.0, 0.0, 1.0], [False, True, False]),
+        (
+            lambda: StopsIncreasing("x", patience=2),
+            [1, 2, 2, 1, 3, 3, 3],
+            [False, False, False, True, False, False, True],
+        ),
+        (
+            lambda: StopsDecreasing("x", patience=1),
+            [3, 2, 2, 1, 1],
+            [False, False, True, False, True],
+        ),
+    ],
+    ids=[
+        "upper",
+        "lower",
+        "plateaus",
+        "plateaus_rtol",
+        "plateaus_first_zero",
+        "stops_increasing",
+        "stops_decreasing",
+    ],
+)
+def test_condition_sequences(make, values, expected) -> None:
+    condition = make()
+    assert [condition({"x": v}) for v in values] == expected
+
+
+def test_and_condition_and_missing_key() -> None:
     both = And([HitsUpperBound("x", 1), HitsLowerBound("y", 0)])
-    assert both({"x": 2, "y": -1}) and not both({"x": 2, "y": 1})
-    p = Plateaus("x", patience=2)
-    assert [p({"x": v}) for v in (1.0, 1.0, 1.0)] == [False, True, True] or not p({"x": 5.0})
-    inc = StopsIncreasing("x", patience=2)
-    assert [inc({"x": v}) for v in (1, 2, 2, 1)] == [False, False, False, True]
-    dec = StopsDecreasing("x", patience=1)
-    assert [dec({"x": v}) for v in (3, 2, 2)] == [False, False, True]
+    cases = [({"x": 2, "y": -1}, True), ({"x": 2, "y": 1}, False), ({"x": 0, "y": -1}, False)]
+    assert [both(stats) for stats, _ in cases] == [want for _, want in cases]
     with pytest.raises(KeyError, match="missing"):
         HitsUpperBound("missing", 1)({"x": 1})
 
@@ -295,35 +360,128 @@ def test_entropy_and_lr_schedules_reach_the_trainer() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    ("kwargs", "minibatches"),
     [
-        {"accumulate_grads": True, "sgd_minibatch_size": 32},
-        {"enable_amp": True},
-        {"target_kl_div": 1e-9},
-        {"dual_clip_param": 3.0, "vf_clip_param": None, "normalize_rewards": False},
-        {"optimizer_cls": torch.optim.SGD, "optimizer_config": {"lr": 0.01}},
-        {"update_chunk_size": 16, "sgd_minibatch_size": 1 << 30},
+        ({"accumulate_grads": True, "sgd_minibatch_size": 32}, 16),
+        ({"enable_amp": True}, 4),
+        ({"dual_clip_param": 3.0, "vf_clip_param": None, "normalize_rewards": False}, 4),
+        ({"optimizer_cls": torch.optim.SGD, "optimizer_config": {"lr": 0.01}}, 4),
+        ({"update_chunk_size": 16, "sgd_minibatch_size": 1 << 30}, 4),
     ],
 )
-def test_hyperparameter_paths_run(kwargs) -> None:
-    stats = Trainer(DiscreteDummyEnv, **SMALL, **kwargs).step()
+def test_hyperparameter_paths_run(kwargs, minibatches) -> None:
+    torch.manual_seed(0)
+    trainer = Trainer(DiscreteDummyEnv, **SMALL, **kwargs)
+    before = _params(trainer)
+    stats = trainer.step()
     assert torch.isfinite(torch.tensor(stats["losses/total"]))
-    if "target_kl_div" in kwargs:
-        assert stats["monitors/stopped_early"] in (0.0, 1.0)
+    # 4 SGD passes over 128 samples, 4 minibatches each when they hold 32.
+    assert stats["monitors/minibatches"] == minibatches
+    assert stats["monitors/stopped_early"] == 0.0
+    after = _params(trainer)
+    assert torch.isfinite(after).all()
+    assert not torch.equal(before, after)
 
 
-def test_chunked_update_equals_unchunked() -> None:
-    results = []
-    for chunk in (10_000, 32):
-        torch.manual_seed(0)
-        t = Trainer(
-            ContinuousDummyEnv, **SMALL, sgd_minibatch_size=1 << 30, update_chunk_size=chunk
-        )
-        t.step()
-        results.append(
-            torch.cat([p.detach().flatten() for p in t.algorithm.policy.model.parameters()])
-        )
-    assert torch.allclose(results[0], results[1], atol=1e-5)
+@pytest.mark.parametrize(
+    ("target_kl_div", "stopped_early", "minibatches"),
+    [
+        # The first minibatch's KL is ~0 (the policy has not moved yet); after
+        # one optimizer step the second minibatch's exceeds 1.5e-9 and stops.
+        (1e-9, 1.0, 2.0),
+        # Never exceeded: all 4 passes of 4 minibatches run.
+        (1e9, 0.0, 16.0),
+    ],
+)
+def test_kl_early_stopping(target_kl_div, stopped_early, minibatches) -> None:
+    torch.manual_seed(0)
+    trainer = Trainer(DiscreteDummyEnv, **SMALL, sgd_minibatch_size=32, target_kl_div=target_kl_div)
+    before = _params(trainer)
+    stats = trainer.step()
+    assert stats["monitors/stopped_early"] == stopped_early
+    assert stats["monitors/minibatches"] == minibatches
+    assert not torch.equal(before, _params(trainer))  # the first minibatch's step was kept
+
+
+def _one_update(algorithm_cls, env_cls, **kwargs) -> torch.Tensor:
+    """Parameters after one collect and one update (one SGD pass, no shuffling).
+
+    Plain SGD with lr=1 moves the parameters by exactly the (clipped) gradient,
+    so comparing parameters compares the gradients of the update.
+    """
+    torch.manual_seed(0)
+    algorithm = algorithm_cls(
+        env_cls,
+        num_envs=16,
+        horizon=8,
+        num_sgd_iters=1,
+        shuffle_minibatches=False,
+        device="cpu",
+        optimizer_cls=torch.optim.SGD,
+        optimizer_config={"lr": 1.0},
+        **kwargs,
+    )
+    before = _params(algorithm)
+    algorithm.collect()
+    stats = algorithm.step()
+    after = _params(algorithm)
+    assert not torch.equal(before, after)
+    assert stats["monitors/stopped_early"] == 0.0
+    return after
+
+
+ALGORITHMS = [
+    (Algorithm, {}),
+    (RecurrentAlgorithm, {"seq_len": 4}),
+]
+
+
+@pytest.mark.parametrize("env_cls", [DiscreteDummyEnv, ContinuousDummyEnv])
+@pytest.mark.parametrize(("algorithm_cls", "extra"), ALGORITHMS, ids=["ff", "recurrent"])
+@pytest.mark.parametrize(
+    "minibatch",
+    [
+        32,  # 4 equal minibatches of the 128-sample buffer
+        64,  # 2 equal minibatches
+        48,  # 48 + 48 + 32: the last minibatch is smaller
+        96,  # 96 + 32
+    ],
+)
+def test_accumulated_minibatches_equal_one_full_batch(
+    algorithm_cls, extra, env_cls, minibatch
+) -> None:
+    full = _one_update(algorithm_cls, env_cls, sgd_minibatch_size=1 << 30, **extra)
+    accumulated = _one_update(
+        algorithm_cls,
+        env_cls,
+        sgd_minibatch_size=minibatch,
+        accumulate_grads=True,
+        **extra,
+    )
+    torch.testing.assert_close(accumulated, full, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("env_cls", [DiscreteDummyEnv, ContinuousDummyEnv])
+@pytest.mark.parametrize(("algorithm_cls", "extra"), ALGORITHMS, ids=["ff", "recurrent"])
+@pytest.mark.parametrize(
+    ("minibatch", "chunk"),
+    [
+        (128, 32),  # the whole buffer in 4 equal chunks
+        (128, 48),  # 48 + 48 + 32
+        (64, 16),  # 2 minibatches of 4 chunks each
+        (96, 64),  # 96 = 64 + 32, then 32 in one chunk
+    ],
+)
+def test_chunked_update_equals_unchunked(algorithm_cls, extra, env_cls, minibatch, chunk) -> None:
+    whole = _one_update(algorithm_cls, env_cls, sgd_minibatch_size=minibatch, **extra)
+    chunked = _one_update(
+        algorithm_cls,
+        env_cls,
+        sgd_minibatch_size=minibatch,
+        update_chunk_size=chunk,
+        **extra,
+    )
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-6)
 
 
 def test_recurrent_trainer_steps_and_evals() -> None:

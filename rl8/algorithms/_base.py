@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -169,7 +170,11 @@ class AlgorithmBase:
                     weight = (c_hi - c_lo) / (hi - lo)
                     with self._autocast():
                         loss = loss_fn(index)
-                    scale = weight / num_minibatches if accumulate else weight
+                    # The loss is a mean over the chunk. Weighted by the chunk's share
+                    # of the minibatch, the gradients add up to the minibatch mean's;
+                    # accumulated over a pass, by its share of the whole buffer (the
+                    # last minibatch may be smaller than the others).
+                    scale = (c_hi - c_lo) / num_samples if accumulate else weight
                     self.grad_scaler.scale(loss.total * scale).backward()
                     mb_stats += loss.stats().float() * weight
                 sums += mb_stats
@@ -246,7 +251,10 @@ class AlgorithmBase:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict`. The environment restarts from a reset."""
         self.policy.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        # Optimizer.load_state_dict keeps the given state tensors (Adam's moments)
+        # when dtype and device match, and steps them in place: without a copy,
+        # a state dict taken from a live algorithm would tie the two together.
+        self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
         if state.get("grad_scaler"):
             self.grad_scaler.load_state_dict(state["grad_scaler"])
         s = state["state"]

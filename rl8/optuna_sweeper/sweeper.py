@@ -237,7 +237,7 @@ def _distribution_from_override(name: str, text: str, override: Override) -> Sea
             if isinstance(x, bool | int | float | str):
                 choices.append(x)
             elif isinstance(x, list | dict):
-                enc = Transformer.encode(x)
+                enc = Transformer.str(x)  # what Transformer.encode returns for a list/dict
                 raw.add(enc)
                 choices.append(enc)
             else:
@@ -260,9 +260,9 @@ def _distribution_from_override(name: str, text: str, override: Override) -> Sea
             raise SearchSpaceError(f"{name}={text}: range() is empty (start >= stop)")
         bounds = (value.start, value.stop, value.step)
         if all(isinstance(v, int) and not isinstance(v, bool) for v in bounds):
-            dist: BaseDistribution = IntDistribution(
-                int(items[0]), int(items[-1]), step=int(value.step)
-            )
+            first, last = items[0], items[-1]
+            assert isinstance(first, int) and isinstance(last, int)
+            dist: BaseDistribution = IntDistribution(first, last, step=int(value.step))
         else:
             start, step = _num(value.start), _num(value.step)
             if len(items) == 1:
@@ -425,7 +425,7 @@ class OptunaSweeper(Sweeper):
         study = optuna.create_study(
             storage=storage,
             study_name=study_name,
-            directions=directions,
+            directions=[optuna.study.StudyDirection[d.upper()] for d in directions],
             sampler=optuna.samplers.RandomSampler(),
             pruner=pruner,
             load_if_exists=True,
@@ -553,6 +553,7 @@ class OptunaSweeper(Sweeper):
     ) -> optuna.samplers.BaseSampler:
         kwargs = _accepted_kwargs(cls, self.sampler_cfg or {}, "hydra.sweeper.sampler")
         if kwargs.get("seed") is None:
+            assert self.config is not None  # set by setup()
             base = OmegaConf.select(self.config, "seed", default=0)
             base = base if isinstance(base, int) else 0
             # a resumed study must not replay the samples of its first invocation
@@ -729,6 +730,7 @@ class OptunaSweeper(Sweeper):
         assert self.config is not None
         cmd = _command_line()
         base = OmegaConf.create(OmegaConf.to_container(self.config, resolve=False))
+        assert isinstance(base, DictConfig)
         with open_dict(base):
             base.pop("hydra", None)
         try:
@@ -779,6 +781,7 @@ class OptunaSweeper(Sweeper):
         tracker: Any,
     ) -> None:
         distributions = {name: p.distribution for name, p in space.items()}
+        assert self.config is not None  # set by setup()
         base_seed = OmegaConf.select(self.config, "seed", default=0)
         base_seed = base_seed if isinstance(base_seed, int) else 0
         start = time.monotonic()
@@ -800,7 +803,7 @@ class OptunaSweeper(Sweeper):
                     trials.append(trial)
                     searched = self._searched_overrides(trial, space, custom_fn)
                     trial.set_user_attr("overrides", searched)
-                    sys_attrs = {
+                    sys_attrs: dict[str, Any] = {
                         ATTR_OWNER: self._owner(),
                         ATTR_SEEDS: seeds,
                         ATTR_AGGREGATE: how,
@@ -812,8 +815,8 @@ class OptunaSweeper(Sweeper):
                         ),
                     }
                     tid = self._trial_id(trial.number)
-                    for k, v in sys_attrs.items():
-                        self._storage.set_trial_system_attr(tid, k, v)
+                    for attr, value in sys_attrs.items():
+                        self._storage.set_trial_system_attr(tid, attr, value)
                     if seeds > 1:
                         trial.set_user_attr("seeds", [base_seed + k for k in range(seeds)])
                     for k in range(seeds):
@@ -985,6 +988,7 @@ class OptunaSweeper(Sweeper):
         return res
 
     def _overrides_to_config(self, overrides: list[str]) -> dict[str, Any]:
+        assert self.config is not None  # set by setup()
         choices = OmegaConf.select(self.config, "hydra.runtime.choices", default=None)
         groups = set(choices.keys()) if choices is not None else set()
         cfg: dict[str, Any] = {}
@@ -1045,13 +1049,14 @@ class OptunaSweeper(Sweeper):
             if len(complete) >= 2 and n_params >= 2:
                 save("param_importances.png", lambda: ovm.plot_param_importances(study))
         else:
-            for i in range(len(directions)):
-                save(
-                    f"optimization_history_{i}.png",
-                    lambda i=i: ovm.plot_optimization_history(
-                        study, target=lambda t: t.values[i], target_name=f"objective {i}"
-                    ),
+
+            def history(i: int) -> Callable[[], Any]:
+                return lambda: ovm.plot_optimization_history(
+                    study, target=lambda t: t.values[i], target_name=f"objective {i}"
                 )
+
+            for i in range(len(directions)):
+                save(f"optimization_history_{i}.png", history(i))
             if len(directions) in (2, 3):
                 save("pareto_front.png", lambda: ovm.plot_pareto_front(study))
             if len(complete) >= 2 and n_params >= 2:
@@ -1108,6 +1113,7 @@ class OptunaSweeper(Sweeper):
         storage_spec: str,
         directions: list[str],
     ) -> Any:
+        assert self.config is not None  # set by setup()
         node = OmegaConf.select(self.config, "mlflow")
         if not self.use_mlflow or not isinstance(node, DictConfig):
             return None
