@@ -4,7 +4,7 @@
     python3 dev.py train [HYDRA OVERRIDES...]   # python -m rl8.train in .venv
     python3 dev.py test  [PYTEST ARGS...]       # the test suite
     python3 dev.py bench [ARGS...]              # scripts/bench.py
-    python3 dev.py lint                         # ruff check + format check
+    python3 dev.py lint                         # ruff check + format check + mypy
 
 On first use (and whenever pyproject.toml changes) it creates ``.venv`` and
 installs torch first, pinned by ``RL8_TORCH_SPEC`` (default ``torch==2.13.0``,
@@ -59,6 +59,7 @@ def main() -> int:
         "lint": [
             [str(PY), "-m", "ruff", "check", "."],
             [str(PY), "-m", "ruff", "format", "--check", "."],
+            [str(PY), "-m", "mypy", "rl8", "hydra_plugins"],
         ],
     }[cmd]
     for c in commands:

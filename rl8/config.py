@@ -291,7 +291,7 @@ def check_keys(cfg: DictConfig) -> None:
         key = e.full_key or str(e.key)
         parent, _, name = key.rpartition(".")
         node = OmegaConf.select(OmegaConf.structured(TrainAppConf), parent) if parent else None
-        known = list(node.keys()) if isinstance(node, DictConfig) else []
+        known = [str(k) for k in node] if isinstance(node, DictConfig) else []
         if not parent:
             known = [f.name for f in dataclasses.fields(TrainAppConf)]
         raise ConfigError(
@@ -356,7 +356,7 @@ def validate(cfg: DictConfig) -> None:
         )
     for name, value in optimizer.items():
         if isinstance(value, float):
-            _check(math.isfinite(value), f"optimizer.{name}", value, "must be finite")
+            _check(math.isfinite(value), f"optimizer.{name!s}", value, "must be finite")
     lr = optimizer.get("lr")
     if lr is not None:
         _check(
