@@ -25,8 +25,10 @@ See ``docs/experiments.md`` for the tour.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
+import secrets
 import signal
 import subprocess
 import sys
@@ -38,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from . import checkpoint as ckpt_lib
 from .algorithms.config import resolve_device
@@ -101,25 +103,68 @@ def _override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+def _resumable(key: str) -> bool:
+    return any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUMABLE_KEYS)
+
+
+def _differences(new: Any, old: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(key, old, new)`` for every leaf where two plain configs differ."""
+    if isinstance(new, dict) and isinstance(old, dict):
+        out = []
+        for k in dict.fromkeys([*old, *new]):
+            out += _differences(new.get(k), old.get(k), f"{prefix}{k}.")
+        return out
+    return [] if new == old else [(prefix.rstrip("."), old, new)]
+
+
 def resume_config(cfg: DictConfig, stored_yaml: str, overrides: list[str]) -> DictConfig:
     """The stored config of a checkpoint, with the overrides a resume may change.
 
+    The original command's overrides may be repeated unchanged: only an override
+    that changes a stored value outside :data:`RESUMABLE_KEYS` is refused. An
+    override of a ``_global_`` group (``+experiment=...``) is compared on the
+    whole config.
+
     Raises:
-        ConfigError: an override changes a key a resumed run must keep.
+        ConfigError: naming every stored value the overrides would change.
     """
     stored = OmegaConf.merge(OmegaConf.structured(TrainAppConf), OmegaConf.create(stored_yaml))
     assert isinstance(stored, DictConfig)
+    schema_keys = {f.name for f in dataclasses.fields(TrainAppConf)}
+    new_plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    old_plain = OmegaConf.to_container(stored, resolve=True, enum_to_str=True)
+    assert isinstance(new_plain, dict) and isinstance(old_plain, dict)
+    if new_plain.get("device") == "auto":
+        new_plain["device"] = str(resolve_device("auto"))
+    changes: dict[str, tuple[Any, Any]] = {}
     for override in overrides:
         key = _override_key(override)
-        if key == "resume" or key.startswith("hydra."):
+        if key == "resume" or key.startswith("hydra.") or _resumable(key):
             continue
-        if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUMABLE_KEYS):
-            raise ConfigError(
-                f"{key} cannot be changed when resuming: the run continues with the config "
-                "stored in its checkpoint; only stop.*, eval.every, checkpoint.*, progress.* "
-                "and mlflow.tracking_uri may be given with resume=..."
-            )
-        OmegaConf.update(stored, key, OmegaConf.select(cfg, key), merge=False)
+        head = key.split(".", 1)[0]
+        if head in schema_keys:
+            new, old = OmegaConf.select(cfg, key), OmegaConf.select(stored, key)
+            new_v = OmegaConf.to_container(new) if isinstance(new, DictConfig | ListConfig) else new
+            old_v = OmegaConf.to_container(old) if isinstance(old, DictConfig | ListConfig) else old
+            found = _differences({key: new_v}, {key: old_v})
+            if key == "device":
+                found = [d for d in found if str(resolve_device(d[2])) != d[1]]
+        else:  # a _global_ overlay (e.g. +experiment=...) may set any key
+            found = _differences(new_plain, old_plain)
+            found = [d for d in found if d[0] != "resume" and not _resumable(d[0])]
+        for k, old_value, new_value in found:
+            changes[k] = (old_value, new_value)
+    if changes:
+        listed = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items())
+        raise ConfigError(
+            f"resume: the overrides change the config stored in the checkpoint ({listed}). "
+            "A resumed run keeps its config; only stop.*, eval.every, checkpoint.*, "
+            "progress.* and mlflow.tracking_uri may change. Start a new run for other changes."
+        )
+    for override in overrides:
+        key = _override_key(override)
+        if _resumable(key):
+            OmegaConf.update(stored, key, OmegaConf.select(cfg, key), merge=False)
     stored.resume = cfg.resume
     OmegaConf.set_struct(stored, True)
     return stored
@@ -166,6 +211,18 @@ def _git_commit() -> str | None:
     return commit if out.returncode == 0 and commit else None
 
 
+def _run_name(cfg: DictConfig, job: Job) -> str:
+    """``<env>-<model>-seed<N>`` (a multirun job: its override string), plus a
+    random suffix that seeding cannot repeat, so every run's name is unique."""
+    if job.multirun and job.override_dirname:
+        base = job.override_dirname
+    else:
+        env = str(cfg.env._target_).rsplit(".", 1)[-1]
+        model = str(cfg.model._target_ or "default").rsplit(".", 1)[-1]
+        base = f"{env}-{model}-seed{cfg.seed}"
+    return f"{base}-{secrets.token_hex(2)}"
+
+
 def _open_tracker(cfg: DictConfig, job: Job, run_id: str | None) -> Any:
     """One MLflow run for this job (``run_id``: continue that run)."""
     if not cfg.mlflow.enabled:
@@ -186,8 +243,8 @@ def _open_tracker(cfg: DictConfig, job: Job, run_id: str | None) -> Any:
         if cfg.trial.study_name:
             tags["rl8.study_name"] = cfg.trial.study_name
     tags.update(cfg.mlflow.tags or {})
-    run_name = cfg.mlflow.run_name or (job.override_dirname if job.multirun else None)
-    if run_name and len(run_name) > 250:  # MLflow's limit for run names
+    run_name = cfg.mlflow.run_name or _run_name(cfg, job)
+    if len(run_name) > 250:  # MLflow's limit for run names
         run_name = run_name[:247] + "..."
     try:
         return MlflowTracker(
@@ -369,54 +426,46 @@ def run(
         DivergedError: A loss or the objective became NaN/inf.
         Interrupted: SIGINT/SIGTERM, after the checkpoint was saved.
     """
-    job = Job.current(output_dir, overrides)
-    ckpt: dict[str, Any] | None = None
-    ckpt_path = job.output_dir / ckpt_lib.CHECKPOINT_NAME
-    if cfg.resume:
-        ckpt_path = ckpt_lib.find(cfg.resume)
-        ckpt = ckpt_lib.load(ckpt_path)
-        cfg = resume_config(cfg, ckpt["config"], job.overrides)
-    built = build(cfg)
-    # "auto" becomes the device it resolves to: that is what is logged and checkpointed.
-    cfg.device = built.train_config.device = str(resolve_device(cfg.device))
-
-    if cfg.mlflow.enabled and cfg.mlflow.tracking_uri is None:
-        import mlflow
-
-        # MLflow's default (MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the cwd), made
-        # absolute, so the checkpoint's config finds the same store when resumed elsewhere.
-        cfg.mlflow.tracking_uri = mlflow.get_tracking_uri()
-    ckpt_lib.seed_everything(cfg.seed)
-    tracker = _open_tracker(cfg, job, ckpt.get("mlflow_run_id") if ckpt else None)
-    try:
-        trainer = built.train_config.build(tracker=tracker)
-    except (ValueError, TypeError, ImportError) as e:
-        _discard(tracker, new=ckpt is None)
-        raise core_error(e) from None
-    except BaseException:
-        _close(tracker, "FAILED")
-        raise
-    try:
+    signals = _Signals()
+    # Installed before anything is created: a SIGTERM from here on ends with the
+    # MLflow run closed (KILLED), never left RUNNING.
+    with signals.installed():
+        job = Job.current(output_dir, overrides)
+        ckpt: dict[str, Any] | None = None
+        ckpt_path = job.output_dir / ckpt_lib.CHECKPOINT_NAME
+        if cfg.resume:
+            ckpt_path = ckpt_lib.find(cfg.resume)
+            ckpt = ckpt_lib.load(ckpt_path)
+            cfg = resume_config(cfg, ckpt["config"], job.overrides)
+        built = build(cfg)
+        # "auto" becomes the device it resolves to: that is what is logged and checkpointed.
+        cfg.device = built.train_config.device = str(resolve_device(cfg.device))
+        ckpt_lib.seed_everything(cfg.seed)
+        try:  # the model and optimizer are checked here, before any MLflow run exists
+            trainer = built.train_config.build(tracker=None)
+        except (ValueError, TypeError, ImportError) as e:
+            raise core_error(e) from None
         reporter = _reporter(cfg)
         if ckpt is not None:
             _restore(trainer, built, ckpt)
-        elif tracker is not None:
-            _log_config(tracker, cfg, job)
-    except BaseException:
-        _discard(tracker, new=ckpt is None)
-        raise
-    return _Loop(cfg, job, built, trainer, tracker, reporter, ckpt, ckpt_path).run()
+        if cfg.mlflow.enabled and cfg.mlflow.tracking_uri is None:
+            import mlflow
 
-
-def _discard(tracker: Any, *, new: bool) -> None:
-    """Drop the MLflow run of a job that failed before training (a config error)."""
-    if tracker is None:
-        return
-    if new:
-        with contextlib.suppress(Exception):
-            tracker.client.delete_run(tracker.run_id)
-            return
-    _close(tracker, "FAILED")
+            # MLflow's default (MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the cwd), made
+            # absolute, so the checkpoint's config finds the same store when resumed elsewhere.
+            cfg.mlflow.tracking_uri = mlflow.get_tracking_uri()
+        tracker = _open_tracker(cfg, job, ckpt.get("mlflow_run_id") if ckpt else None)
+        try:
+            if tracker is not None:
+                trainer.tracker = tracker
+                if ckpt is None:
+                    tracker.log_params(trainer.algorithm.params)
+                    _log_config(tracker, cfg, job)
+        except BaseException:
+            _close(tracker, "FAILED")
+            raise
+        loop = _Loop(cfg, job, built, trainer, tracker, reporter, ckpt, ckpt_path, signals)
+        return loop.run()
 
 
 def _restore(trainer: Any, built: Built, ckpt: Mapping[str, Any]) -> None:
@@ -450,8 +499,10 @@ class _Loop:
         reporter: Any,
         ckpt: Mapping[str, Any] | None,
         ckpt_path: Path,
+        signals: _Signals,
     ) -> None:
         self.cfg, self.job, self.built = cfg, job, built
+        self.signals = signals
         self.trainer, self.tracker, self.reporter = trainer, tracker, reporter
         self.ckpt_path = ckpt_path
         loop = dict(ckpt["loop"]) if ckpt else {}
@@ -559,7 +610,7 @@ class _Loop:
 
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> float | tuple[float, ...]:
-        cfg, signals = self.cfg, _Signals()
+        cfg, signals = self.cfg, self.signals
         max_env_steps = cfg.stop.max_env_steps
         progress = Progress(
             None if max_env_steps is None else int(max_env_steps),
@@ -579,30 +630,31 @@ class _Loop:
             steps=self.steps, env_steps=self.env_steps, elapsed_s=self.elapsed_s, stats={}
         )
         try:
-            with signals.installed():
-                while not (reason and self.at_reset_boundary()):
-                    self.train_step()
-                    evaluated = every_eval > 0 and self.steps % every_eval == 0
-                    if evaluated:
-                        self.evaluate()
-                    self.flush()
-                    progress.update(
-                        self.steps,
-                        self.env_steps,
-                        self.stats,
-                        self.last_eval if evaluated else None,
-                    )
-                    if every_ckpt > 0 and self.steps % every_ckpt == 0:
-                        self.save()
-                    if signals.received is not None:
-                        raise Interrupted(signals.received)
-                    # Stateful conditions (Plateaus, ...) see each evaluation once.
-                    reason = reason or self.stop.reason(
-                        steps=self.steps,
-                        env_steps=self.env_steps,
-                        elapsed_s=self.elapsed_s,
-                        stats={**self.stats, **self.last_eval} if evaluated else self.stats,
-                    )
+            if signals.received is not None:  # a signal came while the run was set up
+                raise Interrupted(signals.received)
+            while not (reason and self.at_reset_boundary()):
+                self.train_step()
+                evaluated = every_eval > 0 and self.steps % every_eval == 0
+                if evaluated:
+                    self.evaluate()
+                self.flush()
+                progress.update(
+                    self.steps,
+                    self.env_steps,
+                    self.stats,
+                    self.last_eval if evaluated else None,
+                )
+                if every_ckpt > 0 and self.steps % every_ckpt == 0:
+                    self.save()
+                if signals.received is not None:
+                    raise Interrupted(signals.received)
+                # Stateful conditions (Plateaus, ...) see each evaluation once.
+                reason = reason or self.stop.reason(
+                    steps=self.steps,
+                    env_steps=self.env_steps,
+                    elapsed_s=self.elapsed_s,
+                    stats={**self.stats, **self.last_eval} if evaluated else self.stats,
+                )
             if self.eval_step != self.steps and self.at_reset_boundary():
                 self.evaluate()
                 self.flush()

@@ -285,8 +285,21 @@ def test_resume_keeps_the_stored_config(compose, tmp_path) -> None:
     merged = resume_config(cfg, ckpt["config"], ["stop.max_steps=7", f"resume={tmp_path}"])
     assert merged.stop.max_steps == 7
     assert merged.trainer.gamma == OmegaConf.create(ckpt["config"]).trainer.gamma
-    with pytest.raises(ConfigError, match=r"trainer\.gamma cannot be changed when resuming"):
+    with pytest.raises(ConfigError, match=r"\(trainer\.gamma: 0\.99 -> 0\.5\)"):
         resume_config(cfg, ckpt["config"], ["trainer.gamma=0.5"])
+
+
+def test_resume_accepts_the_original_overrides_unchanged(compose, tmp_path) -> None:
+    original = ["trainer.gamma=0.9", "seed=3", "optimizer=sgd"]
+    run(compose(*NO_MLFLOW, *original), output_dir=tmp_path)
+    ckpt = checkpoint.load(tmp_path / checkpoint.CHECKPOINT_NAME)
+    again = [*original, f"resume={tmp_path}", "stop.max_steps=4"]
+    merged = resume_config(compose(*NO_MLFLOW, *again), ckpt["config"], again)
+    assert (merged.trainer.gamma, merged.seed, merged.stop.max_steps) == (0.9, 3, 4)
+    changed = [*again, "seed=4", "optimizer.lr=0.5"]
+    with pytest.raises(ConfigError) as e:
+        resume_config(compose(*NO_MLFLOW, *changed), ckpt["config"], changed)
+    assert "(seed: 3 -> 4; optimizer.lr: 0.01 -> 0.5)" in str(e.value)
 
 
 def test_checkpoint_is_atomic_and_loads_weights_only(tmp_path) -> None:
