@@ -101,6 +101,7 @@ def test_trainer_node_holds_every_train_config_hyperparameter() -> None:
     # The rest comes from other nodes: env, model, optimizer, device; recurrent from the model.
     elsewhere = {"env_cls", "env_config", "model_cls", "model_config", "optimizer_cls"}
     elsewhere |= {"optimizer_config", "device", "recurrent"}
+    elsewhere.add("algorithm_config")  # rl8 1.0.0 form, not a node of its own
     assert own == core - elsewhere
 
 
