@@ -7,7 +7,6 @@ or ``Algorithm(env_cls, config=AlgorithmConfig(...))``; the current form is
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
@@ -48,7 +47,7 @@ def resolve_config(
         raise TypeError(
             f"{owner}(config=...) takes an AlgorithmConfig, got {type(config).__name__}."
         )
-    if isinstance(config, RecurrentAlgorithmConfig) and not issubclass(
+    if type(config) is RecurrentAlgorithmConfig and not issubclass(
         config_cls, RecurrentAlgorithmConfig
     ):
         raise TypeError(
@@ -56,7 +55,9 @@ def resolve_config(
             "(RecurrentAlgorithmConfig(...).build(env_cls)) instead."
         )
     # A copy, so that changing the caller's config later changes nothing here.
-    values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    # Only the fields config_cls has (a subclass such as TrainConfig has more;
+    # a feedforward config lacks the recurrent ones, which keep their defaults).
+    values = {name: getattr(config, name) for name in config_cls.fields() if hasattr(config, name)}
     return config_cls(**values)
 
 
@@ -79,7 +80,9 @@ def build_algorithm(config: AlgorithmConfig, env_cls: EnvFactory) -> Algorithm |
     from .feedforward import Algorithm
     from .recurrent import RecurrentAlgorithm
 
-    cls = RecurrentAlgorithm if isinstance(config, RecurrentAlgorithmConfig) else Algorithm
+    # TrainConfig (a RecurrentAlgorithmConfig subclass) says which with ``recurrent``.
+    recurrent = getattr(config, "recurrent", isinstance(config, RecurrentAlgorithmConfig))
+    cls = RecurrentAlgorithm if recurrent else Algorithm
     algorithm = cls(env_cls, config=config)
     algorithm.validate()
     return algorithm
