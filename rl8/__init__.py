@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._removed import RemovedModuleFinder
+
 __version__ = "2.0.0.dev0"
 
 _EXPORTS = {
@@ -55,6 +57,8 @@ __all__ = [
     "Trainer",
 ]
 
+RemovedModuleFinder.install()
+
 if TYPE_CHECKING:
     from .algorithms import Algorithm, AlgorithmConfig, RecurrentAlgorithm, RecurrentAlgorithmConfig
     from .conditions import (
@@ -69,14 +73,39 @@ if TYPE_CHECKING:
     from .trainers import GenericTrainerBase, RecurrentTrainer, TrainConfig, Trainer
 
 
+#: Submodules reachable as attributes of ``rl8`` without importing them first
+#: (rl8 1.0.0 imported them eagerly, so ``import rl8; rl8.models.Model`` worked).
+_SUBMODULES = frozenset(
+    {
+        "algorithms",
+        "checkpoint",
+        "conditions",
+        "distributions",
+        "env",
+        "envs",
+        "models",
+        "policies",
+        "randomization",
+        "schedulers",
+        "specs",
+        "tracking",
+        "trainers",
+    }
+)
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"rl8.{name}")
     module = _EXPORTS.get(name)
     if module is None:
-        raise AttributeError(f"module 'rl8' has no attribute {name!r}")
+        from ._removed import removed
+
+        raise removed("rl8", name)
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+    return sorted([*globals(), *_EXPORTS, *_SUBMODULES])

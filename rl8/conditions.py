@@ -7,7 +7,7 @@ dict returned by ``Trainer.step`` (keys such as ``"returns/mean"``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 __all__ = [
     "And",
@@ -131,3 +131,11 @@ class StopsIncreasing:
             self.losses = 0
             self.max_ = new_value
         return self.losses >= self.patience
+
+
+if not TYPE_CHECKING:  # (kept from type checkers, which would accept any name)
+
+    def __getattr__(name: str) -> Any:
+        from ._removed import removed
+
+        raise removed(__name__, name)

@@ -13,7 +13,7 @@ Shapes: features ``[B, F]``; actions ``[B, *action_spec.shape]``;
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -177,3 +177,11 @@ def default_distribution_cls(action_spec: Spec) -> type[Distribution]:
     raise TypeError(
         f"No default distribution for action spec {action_spec!r}: pass distribution_cls."
     )
+
+
+if not TYPE_CHECKING:  # (kept from type checkers, which would accept any name)
+
+    def __getattr__(name: str) -> Any:
+        from ._removed import removed
+
+        raise removed(__name__, name)

@@ -27,14 +27,28 @@ naming the parameter, at construction and at every reset.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
 
 from .specs import DiscreteSpec, Param, Spec, UnboundedSpec
 
-__all__ = ["ContinuousDummyEnv", "DiscreteDummyEnv", "Env", "EnvFactory"]
+__all__ = [
+    "ContinuousDummyEnv",
+    "DiscreteDummyEnv",
+    "Env",
+    "EnvFactory",
+    "EnvProtocolError",
+    "check_reset_output",
+    "check_specs",
+    "check_step_output",
+    "make_env",
+]
+
+#: Where the differences to rl8 1.0.0's environment protocol are described.
+MIGRATION_DOC = "docs/migration.md, section 'Environments'"
 
 Device = str | torch.device
 
@@ -231,3 +245,168 @@ class ContinuousDummyEnv(_DummyEnv):
     def step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.state = self.state + action
         return self.state.clone(), -self.state.abs().squeeze(-1)
+
+
+# -- protocol checks -------------------------------------------------------------
+# The algorithms call make_env() once at construction and check the outputs of
+# reset() and step() during their first collect() only, so the training loop
+# pays nothing for them afterwards.
+
+
+class EnvProtocolError(TypeError, ValueError):
+    """An environment does not follow rl8's protocol (see :mod:`rl8.env`);
+    usually an environment written for rl8 1.0.0. The message says what to
+    change."""
+
+
+def _name(env_or_cls: Any) -> str:
+    cls = env_or_cls if isinstance(env_or_cls, type) else type(env_or_cls)
+    return getattr(cls, "__qualname__", repr(env_or_cls))
+
+
+def _accepts_config(env_cls: Any) -> bool:
+    try:
+        params = inspect.signature(env_cls).parameters.values()
+    except (TypeError, ValueError):
+        return True  # cannot tell
+    return any(p.name == "config" or p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _torchrl_spec_hint(spec: Any) -> str:
+    kind = type(spec).__name__
+    shape = tuple(int(d) for d in getattr(spec, "shape", ()))
+    dims = ", ".join(str(d) for d in shape)
+    if kind in ("Categorical", "DiscreteTensorSpec", "OneHot", "OneHotDiscreteTensorSpec"):
+        n = getattr(getattr(spec, "space", None), "n", "n")
+        return f"DiscreteSpec({n}, shape={shape or (1,)})"
+    if kind in ("Bounded", "BoundedTensorSpec"):
+        return f"BoundedSpec({dims}, low=..., high=...)"
+    if kind in ("Unbounded", "UnboundedContinuousTensorSpec", "UnboundedContinuous"):
+        return f"UnboundedSpec({dims})"
+    return (
+        "one of UnboundedSpec, BoundedSpec, DiscreteSpec (or a Spec subclass with a custom model)"
+    )
+
+
+def check_specs(env: Any) -> None:
+    """Check that the env has an observation and an action spec, and that
+    they are not torchrl specs (the rl8 1.0.0 form).
+
+    Raises:
+        EnvProtocolError: Naming the spec and its rl8 replacement.
+    """
+    for attr in ("observation_spec", "action_spec"):
+        spec = getattr(env, attr, None)
+        if spec is None:
+            raise EnvProtocolError(f"{_name(env)} has no {attr}; set it in __init__.")
+        if type(spec).__module__.split(".")[0] == "torchrl":
+            raise EnvProtocolError(
+                f"{_name(env)}.{attr} is a torchrl spec ({type(spec).__name__}), as in rl8 "
+                f"1.0.0. rl8 uses its own specs: replace it with "
+                f"rl8.specs.{_torchrl_spec_hint(spec)}. See {MIGRATION_DOC}."
+            )
+
+
+def make_env(
+    env_cls: EnvFactory,
+    num_envs: int,
+    horizon: int | None,
+    *,
+    config: Mapping[str, Any] | None,
+    device: Device,
+) -> Env:
+    """Build ``env_cls(num_envs, horizon, config=config, device=device)`` and
+    check its specs.
+
+    Raises:
+        EnvProtocolError: The factory does not accept ``config=`` or the
+            specs are torchrl specs (both rl8 1.0.0 forms); the message says
+            what to change.
+    """
+    try:
+        env = env_cls(num_envs, horizon, config=config, device=device)
+    except TypeError as e:
+        if _accepts_config(env_cls):
+            raise
+        raise EnvProtocolError(
+            f"{_name(env_cls)} cannot be built as env_cls(num_envs, horizon, config=..., "
+            f"device=...): its constructor takes no config keyword (the rl8 1.0.0 form "
+            f"env_cls(num_envs, horizon, device=...)). Add it: "
+            f"def __init__(self, num_envs, horizon=None, /, *, config=None, device='cpu') "
+            f"and call super().__init__(num_envs, horizon, config=config, device=device). "
+            f"See {MIGRATION_DOC}."
+        ) from e
+    check_specs(env)
+    return env
+
+
+def check_reset_output(env: Env, obs: Any) -> None:
+    """Check what ``env.reset()`` returned: one ``[num_envs, *obs_shape]`` tensor.
+
+    Raises:
+        EnvProtocolError: Anything else (the message says what to change).
+    """
+    if not isinstance(obs, torch.Tensor):
+        raise EnvProtocolError(
+            f"{_name(env)}.reset() returned a {type(obs).__name__}; it must return the "
+            f"observation tensor [num_envs, *observation_spec.shape] (rl8 1.0.0 allowed a "
+            f"TensorDict). See {MIGRATION_DOC}."
+        )
+    _check_obs(env, obs, f"{_name(env)}.reset() observation")
+
+
+def check_step_output(env: Env, out: Any) -> None:
+    """Check what ``env.step()`` returned: ``(obs, reward)`` or
+    ``(obs, reward, terminated)`` tensors of the right shapes.
+
+    Raises:
+        EnvProtocolError: Anything else, e.g. rl8 1.0.0's TensorDict with
+            ``"obs"`` and ``"rewards"`` (the message says what to change).
+    """
+    name = f"{_name(env)}.step()"
+    if not isinstance(out, tuple | list):
+        if isinstance(out, Mapping) or hasattr(out, "batch_size"):
+            keys = ", ".join(repr(k) for k in list(out.keys())[:4])
+            raise EnvProtocolError(
+                f"{name} returned a {type(out).__name__} ({keys}), the rl8 1.0.0 form. rl8 "
+                f"environments return a tuple of tensors: replace "
+                f'`return TensorDict({{"obs": obs, "rewards": rewards}}, ...)` with '
+                f"`return obs, rewards` (rewards [num_envs] or [num_envs, 1]), or "
+                f"`return obs, rewards, terminated` with a [num_envs] bool tensor for "
+                f"episodes that ended in a terminal state. See {MIGRATION_DOC}."
+            )
+        raise EnvProtocolError(
+            f"{name} returned a {type(out).__name__}; it must return (obs, reward) or "
+            f"(obs, reward, terminated) tensors. See {MIGRATION_DOC}."
+        )
+    if len(out) not in (2, 3) or not all(isinstance(x, torch.Tensor) for x in out):
+        kinds = ", ".join(type(x).__name__ for x in out)
+        raise EnvProtocolError(
+            f"{name} returned ({kinds}); it must return (obs, reward) or "
+            f"(obs, reward, terminated) tensors. See {MIGRATION_DOC}."
+        )
+    _check_obs(env, out[0], f"{name} observation")
+    n = getattr(env, "num_envs", out[0].shape[0])
+    for what, x in zip(("reward", "terminated"), out[1:]):
+        if x.numel() != n or x.ndim > 2 or (x.ndim == 2 and x.shape[1] != 1):
+            raise EnvProtocolError(
+                f"{name} {what} has shape {tuple(x.shape)}; expected [num_envs] or "
+                f"[num_envs, 1] with num_envs={n}."
+            )
+
+
+def _check_obs(env: Any, obs: torch.Tensor, what: str) -> None:
+    check = getattr(env.observation_spec, "check", None)
+    if check is not None:
+        try:
+            check(obs, what)
+        except ValueError as e:
+            raise EnvProtocolError(str(e)) from None
+
+
+if not TYPE_CHECKING:  # (kept from type checkers, which would accept any name)
+
+    def __getattr__(name: str) -> Any:
+        from ._removed import removed
+
+        raise removed(__name__, name)

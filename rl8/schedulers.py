@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
@@ -79,13 +79,19 @@ class LRScheduler:
         """Current learning rate of the first param group."""
         return float(self.optimizer.param_groups[0]["lr"])
 
-    def step(self, env_steps: int) -> None:
-        """Update the learning rate for ``env_steps`` collected transitions."""
+    def step(self, env_steps: int) -> float:
+        """Update the learning rate for ``env_steps`` collected transitions.
+
+        Returns:
+            The learning rate now in effect (the optimizer's own without a
+            schedule; rl8 1.0.0 returned 0.0 then).
+        """
         if self.schedule is None:
-            return
+            return self.lr
         lr = schedule_value(self.schedule, env_steps, self.kind)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        return lr
 
 
 class EntropyScheduler:
@@ -110,7 +116,20 @@ class EntropyScheduler:
         self.coeff = float(entropy_coeff)
         self.step(0)
 
-    def step(self, env_steps: int) -> None:
-        """Update the coefficient for ``env_steps`` collected transitions."""
+    def step(self, env_steps: int) -> float:
+        """Update the coefficient for ``env_steps`` collected transitions.
+
+        Returns:
+            The coefficient now in effect.
+        """
         if self.schedule is not None:
             self.coeff = schedule_value(self.schedule, env_steps, self.kind)
+        return self.coeff
+
+
+if not TYPE_CHECKING:  # (kept from type checkers, which would accept any name)
+
+    def __getattr__(name: str) -> Any:
+        from ._removed import removed
+
+        raise removed(__name__, name)

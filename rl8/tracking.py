@@ -13,17 +13,33 @@ through MLflow's asynchronous logging, one batch in flight at a time: the
 store write of step k overlaps step k + 1 instead of stalling the training
 loop (a SQLite write costs ~10 ms, a few % of a CPU step and far more of a
 GPU step). :meth:`MlflowTracker.close` waits for the last batch.
+
+A run that is still open when the interpreter exits is ended then (see
+:meth:`MlflowTracker.close`): ``FINISHED`` after a normal exit, ``KILLED``
+after an uncaught ``KeyboardInterrupt`` and ``FAILED`` after any other
+uncaught exception. A process killed by a signal cannot end its run.
+
+Trainers take ``tracker=AUTO`` (the default, the string ``"auto"``): they
+create a tracker of their own on MLflow's default store (see
+:func:`resolve_tracker`). ``tracker=None`` never imports MLflow.
 """
 
 from __future__ import annotations
 
+import atexit
 import math
+import secrets
+import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal, TypeAlias
 
-__all__ = ["MlflowTracker", "flatten"]
+__all__ = ["AUTO", "MlflowTracker", "TrackerArg", "flatten", "resolve_tracker", "unique_run_name"]
+
+#: The ``tracker`` default of the trainers: a new run on MLflow's default store.
+AUTO: Final = "auto"
 
 _MAX_PARAM_LEN = 6000
 _BATCH_LIMIT = 1000  # MLflow accepts at most 1000 metrics per log_batch call
@@ -79,6 +95,7 @@ class MlflowTracker:
             self.run_id = run.info.run_id
             self.experiment_id = run.info.experiment_id
             self.client.update_run(self.run_id, status="RUNNING")
+            self._register_exit()
             return
         if experiment_name:
             exp = self.client.get_experiment_by_name(experiment_name)
@@ -92,6 +109,11 @@ class MlflowTracker:
             all_tags["mlflow.parentRunId"] = parent_run_id
         run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=run_name)
         self.run_id = run.info.run_id
+        self._register_exit()
+
+    def _register_exit(self) -> None:
+        _OPEN.add(self)
+        _register_exit_hook()
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log (flattened) params in one request; long values are truncated."""
@@ -164,7 +186,106 @@ class MlflowTracker:
 
     def close(self, status: str = "FINISHED") -> None:
         """Flush, wait for the store, and mark the run ``FINISHED``, ``FAILED``
-        or ``KILLED``."""
+        or ``KILLED``.
+
+        A tracker that is not closed is closed when the interpreter exits,
+        with ``FINISHED`` after a normal exit, ``KILLED`` after an uncaught
+        ``KeyboardInterrupt`` and ``FAILED`` after another uncaught exception.
+        """
+        _OPEN.discard(self)
         self.flush()
         self.wait()
         self.client.set_terminated(self.run_id, status=status)
+
+    def _close_at_exit(self) -> None:
+        try:
+            self.wait()
+            pending, self._pending = self._pending, []
+            for i in range(0, len(pending), _BATCH_LIMIT):
+                self.client.log_batch(
+                    self.run_id, metrics=pending[i : i + _BATCH_LIMIT], synchronous=True
+                )
+        finally:
+            self.client.set_terminated(self.run_id, status=_exit_status())
+
+
+#: Trackers not closed yet; closed when the interpreter exits.
+_OPEN: set[MlflowTracker] = set()
+_hook_registered = False
+
+
+def _close_open_trackers() -> None:
+    while _OPEN:
+        tracker = _OPEN.pop()
+        try:
+            tracker._close_at_exit()
+        except Exception as e:  # one failing store must not keep the others open
+            print(f"rl8: could not end MLflow run {tracker.run_id}: {e}", file=sys.stderr)
+
+
+def _register_exit_hook() -> None:
+    """Close open trackers at exit, before ``concurrent.futures`` shuts its
+    thread pools down (MLflow's asynchronous logging runs on them, so the
+    last batch is still written): threading's exit hooks run before those of
+    :mod:`atexit`. Falls back to :mod:`atexit` where that hook is missing."""
+    global _hook_registered
+    if _hook_registered:
+        return
+    register = getattr(threading, "_register_atexit", None)
+    try:
+        if register is None:
+            raise RuntimeError
+        register(_close_open_trackers)
+    except RuntimeError:
+        atexit.register(_close_open_trackers)
+    _hook_registered = True
+
+
+#: What a trainer's ``tracker`` keyword accepts: a run, :data:`AUTO` or ``None``.
+TrackerArg: TypeAlias = MlflowTracker | Literal["auto"] | None
+
+
+def _exit_status() -> str:
+    """The run status that matches how the interpreter is exiting: the
+    uncaught exception (if any) is in ``sys.last_value`` by then."""
+    exc = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+    if exc is None or (isinstance(exc, SystemExit) and exc.code in (None, 0)):
+        return "FINISHED"
+    return "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+
+
+def unique_run_name(*parts: str) -> str:
+    """``"-".join(parts)`` plus a random 6-hex-digit suffix, e.g.
+    ``"CartPole-MLPModel-3fa9c1"``. The suffix comes from :mod:`secrets`, so
+    seeding torch, numpy or :mod:`random` does not repeat it."""
+    return "-".join([*[p for p in parts if p], secrets.token_hex(3)])
+
+
+def resolve_tracker(
+    tracker: TrackerArg, run_name: Callable[[], str]
+) -> tuple[MlflowTracker | None, bool]:
+    """Turn a trainer's ``tracker`` argument into a tracker.
+
+    Args:
+        tracker: :data:`AUTO` (a new run named ``run_name()`` on MLflow's
+            default store: ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``
+            in the working directory), ``None`` (no tracking, MLflow is not
+            imported) or an :class:`MlflowTracker` (used as is).
+        run_name: Called for the name of an :data:`AUTO` run.
+
+    Returns:
+        The tracker (or ``None``) and whether it was created here.
+
+    Raises:
+        TypeError: Any other value.
+    """
+    if tracker is None:
+        return None, False
+    if isinstance(tracker, str) and tracker == AUTO:
+        return MlflowTracker(run_name=run_name()), True
+    if isinstance(tracker, MlflowTracker):
+        return tracker, False
+    raise TypeError(
+        f"tracker must be 'auto' (a new MLflow run, the default), None (no tracking) or an "
+        f"rl8.tracking.MlflowTracker, got {tracker!r}."
+    )

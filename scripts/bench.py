@@ -48,7 +48,9 @@ ANCHORS = Path(__file__).resolve().parents[1].parent / "shared" / "anchors"
 def measure(num_envs: int, horizon: int, setting: str, warmup: int, iters: int) -> dict:
     """Transitions/s of one fresh trainer: median over ``iters`` timed iterations."""
     kwargs = dict(EQUAL_WORK) if setting == "equal-work" else {}
-    trainer = Trainer(CartPole, num_envs=num_envs, horizon=horizon, device="cpu", **kwargs)
+    trainer = Trainer(
+        CartPole, num_envs=num_envs, horizon=horizon, device="cpu", **kwargs, tracker=None
+    )
     for _ in range(warmup):
         trainer.step()
     times, collect, update = [], [], []

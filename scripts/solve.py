@@ -44,17 +44,17 @@ def main() -> None:
         for seed in args.seeds:
             torch.manual_seed(seed)
             if task == "cartpole":
-                steps, secs = solve(Trainer(CartPole), 0.998, 1, 20_000_000, args.cap)
+                steps, secs = solve(Trainer(CartPole, tracker=None), 0.998, 1, 20_000_000, args.cap)
                 extra = ""
             elif task == "pendulum":
-                steps, secs = solve(Trainer(Pendulum), -1.0, 7, 20_000_000, args.cap)
+                steps, secs = solve(Trainer(Pendulum, tracker=None), -1.0, 7, 20_000_000, args.cap)
                 extra = ""
             else:
                 target = 0.95 * Memory(1).max_mean_reward
-                lstm = RecurrentTrainer(Memory)
+                lstm = RecurrentTrainer(Memory, tracker=None)
                 steps, secs = solve(lstm, target, 1, 20_000_000, args.cap)
                 torch.manual_seed(seed)
-                mlp = Trainer(Memory)
+                mlp = Trainer(Memory, tracker=None)
                 best = max(mlp.step()["rewards/mean"] for _ in range(lstm.state["algorithm/steps"]))
                 extra = f"  (MLP best {best / Memory(1).max_mean_reward:.2f} of max, same steps)"
             got = (

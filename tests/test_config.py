@@ -62,7 +62,7 @@ def test_every_env_model_pair_composes_and_trains(compose, tmp_path, env, model)
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_every_optimizer_builds(compose, optimizer) -> None:
     cfg = compose(f"optimizer={optimizer}", "optimizer.lr=0.001", *NO_MLFLOW)
-    trainer = build(cfg).train_config.build()
+    trainer = build(cfg).train_config.build(tracker=None)
     opt = trainer.algorithm.optimizer
     assert type(opt).__name__.lower() == optimizer
     assert opt.param_groups[0]["lr"] == pytest.approx(0.001)
@@ -101,13 +101,14 @@ def test_trainer_node_holds_every_train_config_hyperparameter() -> None:
     # The rest comes from other nodes: env, model, optimizer, device; recurrent from the model.
     elsewhere = {"env_cls", "env_config", "model_cls", "model_config", "optimizer_cls"}
     elsewhere |= {"optimizer_config", "device", "recurrent"}
+    elsewhere.add("algorithm_config")  # rl8 1.0.0 form, not a node of its own
     assert own == core - elsewhere
 
 
 def test_model_lstm_alone_picks_the_recurrent_trainer(compose) -> None:
     from rl8 import RecurrentTrainer
 
-    trainer = build(compose("model=lstm", *NO_MLFLOW)).train_config.build()
+    trainer = build(compose("model=lstm", *NO_MLFLOW)).train_config.build(tracker=None)
     assert isinstance(trainer, RecurrentTrainer)
 
 

@@ -40,14 +40,14 @@ def test_documented_imports() -> None:
 
 
 def test_trainconfig_build_drops_none_and_picks_trainer() -> None:
-    trainer = TrainConfig(DiscreteDummyEnv, horizon=8, gamma=1, num_envs=16).build()
+    trainer = TrainConfig(DiscreteDummyEnv, horizon=8, gamma=1, num_envs=16).build(tracker=None)
     assert isinstance(trainer, Trainer)
     assert trainer.algorithm.config.gamma == 1
     assert trainer.algorithm.config.clip_param == 0.2  # the trainer's default
-    rt = TrainConfig(DiscreteDummyEnv, recurrent=True, seq_len=4, **SMALL).build()
+    rt = TrainConfig(DiscreteDummyEnv, recurrent=True, seq_len=4, **SMALL).build(tracker=None)
     assert isinstance(rt, RecurrentTrainer)
     with pytest.raises(ValueError, match="seq_len"):
-        TrainConfig(DiscreteDummyEnv, seq_len=4, **SMALL).build()
+        TrainConfig(DiscreteDummyEnv, seq_len=4, **SMALL).build(tracker=None)
 
 
 def test_trainconfig_from_yaml_and_json(tmp_path) -> None:
@@ -55,7 +55,7 @@ def test_trainconfig_from_yaml_and_json(tmp_path) -> None:
     y.write_text("env_cls: rl8.env.DiscreteDummyEnv\nhorizon: 8\ngamma: 1\nnum_envs: 16\n")
     cfg = TrainConfig.from_file(y)
     assert cfg.env_cls is DiscreteDummyEnv and cfg.horizon == 8
-    stats = cfg.build().step()
+    stats = cfg.build(tracker=None).step()
     assert stats["env/steps"] == 16 * 8
     j = tmp_path / "config.json"
     j.write_text(
@@ -100,24 +100,24 @@ def test_trainconfig_bad_import_names_path(tmp_path, text, needle) -> None:
 )
 def test_invalid_hyperparameters_name_the_field(kwargs, field) -> None:
     with pytest.raises(HyperparameterError, match=field) as e:
-        Trainer(DiscreteDummyEnv, **{**SMALL, **kwargs})
+        Trainer(DiscreteDummyEnv, **{**SMALL, **kwargs}, tracker=None)
     assert e.value.field == field
 
 
 def test_an_unknown_hyperparameter_is_a_type_error_with_the_closest_name() -> None:
     with pytest.raises(TypeError, match="has no field 'gama' \\(did you mean 'gamma'\\?\\)"):
-        Trainer(DiscreteDummyEnv, **SMALL, gama=0.9)
+        Trainer(DiscreteDummyEnv, **SMALL, gama=0.9, tracker=None)
 
 
 def test_recurrent_validation() -> None:
     with pytest.raises(ValueError, match="seq_len"):
-        RecurrentTrainer(DiscreteDummyEnv, num_envs=16, horizon=10, seq_len=4)
+        RecurrentTrainer(DiscreteDummyEnv, num_envs=16, horizon=10, seq_len=4, tracker=None)
     with pytest.raises(ValueError, match="seqs_per_state_reset"):
-        RecurrentTrainer(DiscreteDummyEnv, **SMALL, seq_len=4, seqs_per_state_reset=0)
+        RecurrentTrainer(DiscreteDummyEnv, **SMALL, seq_len=4, seqs_per_state_reset=0, tracker=None)
 
 
 def test_step_stats_are_flat_and_counted() -> None:
-    trainer = Trainer(DiscreteDummyEnv, **SMALL)
+    trainer = Trainer(DiscreteDummyEnv, **SMALL, tracker=None)
     stats = trainer.step()
     for key in (
         "returns/mean",
@@ -140,7 +140,7 @@ def test_step_stats_are_flat_and_counted() -> None:
 
 
 def test_eval_interval_and_config_errors() -> None:
-    trainer = Trainer(DiscreteDummyEnv, **SMALL, horizons_per_env_reset=2)
+    trainer = Trainer(DiscreteDummyEnv, **SMALL, horizons_per_env_reset=2, tracker=None)
     stats = trainer.eval(env_config={"bounds": 1.0})
     assert set(stats) >= {"eval/returns/mean", "eval/rewards/mean"}
     assert trainer.state["algorithm/collects"] == 2
@@ -149,7 +149,7 @@ def test_eval_interval_and_config_errors() -> None:
         trainer.eval()
     trainer.step()
     trainer.eval()
-    never = Trainer(DiscreteDummyEnv, **SMALL, horizons_per_env_reset=-1)
+    never = Trainer(DiscreteDummyEnv, **SMALL, horizons_per_env_reset=-1, tracker=None)
     never.step()
     with pytest.raises(ValueError, match="horizons_per_env_reset"):
         never.eval(env_config={"bounds": 1.0})
@@ -157,19 +157,19 @@ def test_eval_interval_and_config_errors() -> None:
 
 
 def test_run_validates_and_stops() -> None:
-    trainer = Trainer(DiscreteDummyEnv, **SMALL, horizons_per_env_reset=2)
+    trainer = Trainer(DiscreteDummyEnv, **SMALL, horizons_per_env_reset=2, tracker=None)
     with pytest.raises(ValueError, match="steps_per_eval"):
         trainer.run(steps_per_eval=3, stop_conditions=[HitsUpperBound("algorithm/steps", 1)])
     stats = trainer.run(steps_per_eval=2, stop_conditions=[HitsUpperBound("algorithm/steps", 4)])
     assert stats["algorithm/steps"] == 4
-    never = Trainer(DiscreteDummyEnv, **SMALL)
+    never = Trainer(DiscreteDummyEnv, **SMALL, tracker=None)
     with pytest.raises(ValueError, match="horizons_per_env_reset"):
         never.run(steps_per_eval=1, eval_env_config={"bounds": 1.0})
 
 
 def test_unknown_env_param_fails_at_build() -> None:
     with pytest.raises(ValueError, match="nope"):
-        Trainer(DiscreteDummyEnv, **SMALL, env_config={"nope": 1.0})
+        Trainer(DiscreteDummyEnv, **SMALL, env_config={"nope": 1.0}, tracker=None)
 
 
 def _params(trainer_or_algorithm) -> torch.Tensor:
@@ -185,7 +185,7 @@ def _without_timings(stats: dict[str, float]) -> dict[str, float]:
 def test_state_dict_roundtrip_continues_identically(trainer_cls) -> None:
     # horizons_per_env_reset=1: every collect starts from a reset, as a restored
     # trainer's first collect does, so the original and the copy see the same data.
-    kwargs = {**SMALL, "horizons_per_env_reset": 1, "device": "cpu"}
+    kwargs = {**SMALL, "horizons_per_env_reset": 1, "device": "cpu", "tracker": None}
     if trainer_cls is RecurrentTrainer:
         kwargs["seq_len"] = 4
     torch.manual_seed(0)
@@ -354,6 +354,7 @@ def test_entropy_and_lr_schedules_reach_the_trainer() -> None:
         **SMALL,
         entropy_coeff_schedule=[[0, 0.1], [128, 0.0]],
         lr_schedule=[[0, 1e-3], [128, 1e-4]],
+        tracker=None,
     )
     first = trainer.step()
     assert first["coefficients/entropy"] == 0.0 and first["coefficients/lr"] == pytest.approx(1e-4)
@@ -371,7 +372,7 @@ def test_entropy_and_lr_schedules_reach_the_trainer() -> None:
 )
 def test_hyperparameter_paths_run(kwargs, minibatches) -> None:
     torch.manual_seed(0)
-    trainer = Trainer(DiscreteDummyEnv, **SMALL, **kwargs)
+    trainer = Trainer(DiscreteDummyEnv, **SMALL, **kwargs, tracker=None)
     before = _params(trainer)
     stats = trainer.step()
     assert torch.isfinite(torch.tensor(stats["losses/total"]))
@@ -395,7 +396,9 @@ def test_hyperparameter_paths_run(kwargs, minibatches) -> None:
 )
 def test_kl_early_stopping(target_kl_div, stopped_early, minibatches) -> None:
     torch.manual_seed(0)
-    trainer = Trainer(DiscreteDummyEnv, **SMALL, sgd_minibatch_size=32, target_kl_div=target_kl_div)
+    trainer = Trainer(
+        DiscreteDummyEnv, **SMALL, sgd_minibatch_size=32, target_kl_div=target_kl_div, tracker=None
+    )
     before = _params(trainer)
     stats = trainer.step()
     assert stats["monitors/stopped_early"] == stopped_early
@@ -485,7 +488,9 @@ def test_chunked_update_equals_unchunked(algorithm_cls, extra, env_cls, minibatc
 
 
 def test_recurrent_trainer_steps_and_evals() -> None:
-    trainer = RecurrentTrainer(ContinuousDummyEnv, **SMALL, seq_len=4, horizons_per_env_reset=1)
+    trainer = RecurrentTrainer(
+        ContinuousDummyEnv, **SMALL, seq_len=4, horizons_per_env_reset=1, tracker=None
+    )
     stats = trainer.step()
     assert stats["env/steps"] == 128
     assert "eval/returns/mean" in trainer.eval()

@@ -27,13 +27,13 @@ def train_until(trainer, target: float, max_env_steps: int, window: int = 1) -> 
 
 def test_cartpole_balances() -> None:
     torch.manual_seed(0)
-    trainer = Trainer(CartPole)
+    trainer = Trainer(CartPole, tracker=None)
     assert train_until(trainer, 0.995, 2_000_000) >= 0.995
 
 
 def test_pendulum_swings_up() -> None:
     torch.manual_seed(0)
-    trainer = Trainer(Pendulum)
+    trainer = Trainer(Pendulum, tracker=None)
     # Pendulum episodes last 200 steps; average over 7 horizons (224 steps).
     assert train_until(trainer, -2.0, 1_500_000, window=7) >= -2.0
 
@@ -41,10 +41,10 @@ def test_pendulum_swings_up() -> None:
 def test_memory_needs_recurrence() -> None:
     max_reward = Memory(1).max_mean_reward
     torch.manual_seed(0)
-    lstm = RecurrentTrainer(Memory)
+    lstm = RecurrentTrainer(Memory, tracker=None)
     assert train_until(lstm, 0.9 * max_reward, 1_000_000) >= 0.9 * max_reward
     torch.manual_seed(0)
-    mlp = Trainer(Memory)
+    mlp = Trainer(Memory, tracker=None)
     steps = lstm.state["env/steps"]
     reached = train_until(mlp, 0.9 * max_reward, steps, window=3)
     assert reached <= 0.6 * max_reward  # chance is 0.5 of the maximum

@@ -1,5 +1,7 @@
 """The PPO core: hyperparameters, the PPO math, feedforward and recurrent PPO."""
 
+from typing import TYPE_CHECKING, Any
+
 from ._base import AlgorithmBase, AlgorithmState
 from .config import AlgorithmConfig, RecurrentAlgorithmConfig
 from .feedforward import Algorithm
@@ -16,3 +18,11 @@ __all__ = [
     "gae",
     "ppo_loss",
 ]
+
+
+if not TYPE_CHECKING:  # (kept from type checkers, which would accept any name)
+
+    def __getattr__(name: str) -> Any:
+        from .._removed import removed
+
+        raise removed(__name__, name)

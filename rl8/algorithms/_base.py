@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..env import Env, EnvFactory
+from ..env import Env, EnvFactory, check_reset_output, check_specs, check_step_output, make_env
 from ..schedulers import EntropyScheduler, LRScheduler
 from .config import AlgorithmConfig, resolve_device
 from .ppo import STAT_KEYS, PPOLoss
@@ -44,8 +44,8 @@ class AlgorithmBase:
         self.config = config.validate()
         self.hparams = config  # the original's name for the same thing
         self.device = resolve_device(config.device)
-        self.env = env_cls(
-            config.num_envs, config.horizon, config=config.env_config, device=self.device
+        self.env = make_env(
+            env_cls, config.num_envs, config.horizon, config=config.env_config, device=self.device
         )
         self.policy = policy_cls(
             self.env.observation_spec,
@@ -84,6 +84,38 @@ class AlgorithmBase:
         )
         self.state = AlgorithmState()
         self._running_return = torch.zeros(config.num_envs, device=self.device)
+
+    # -- environment protocol checks (first collect only) ----------------------
+    #: Whether a collect has checked the env's outputs (then it skips the checks).
+    _env_checked: bool = False
+
+    def _env_reset(self, env_config: Mapping[str, Any] | None) -> torch.Tensor:
+        obs = self.env.reset(config=env_config)
+        if not self._env_checked:
+            check_reset_output(self.env, obs)
+        return obs
+
+    def _checked_env_step(self, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.env.step(action)
+        check_step_output(self.env, out)
+        return out
+
+    def _env_step_fn(self) -> Callable[[torch.Tensor], tuple[torch.Tensor, ...]]:
+        """``env.step``, checked during the first collect only (no per-step cost later)."""
+        return self.env.step if self._env_checked else self._checked_env_step
+
+    def validate(self) -> AlgorithmBase:
+        """Check the hyperparameters and the environment's specs (rl8 1.0.0's
+        ``Algorithm.validate``). The shapes of what the environment returns
+        are checked by the first :meth:`collect`. Returns ``self``.
+
+        Raises:
+            ValueError: An invalid hyperparameter (named).
+            rl8.env.EnvProtocolError: Specs of the rl8 1.0.0 form.
+        """
+        self.config.validate()
+        check_specs(self.env)
+        return self
 
     # -- properties kept from the original API ---------------------------------
     @property

@@ -27,11 +27,16 @@ import dataclasses
 import math
 import typing
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
 from ..errors import HyperparameterError, did_you_mean
+
+if TYPE_CHECKING:
+    from ..env import EnvFactory
+    from .feedforward import Algorithm
+    from .recurrent import RecurrentAlgorithm
 
 __all__ = [
     "AlgorithmConfig",
@@ -156,6 +161,13 @@ class AlgorithmConfig:
                 raise TypeError(f"{cls.__name__} has no field {name!r}{did_you_mean(name, known)}.")
         return cls(**kwargs)
 
+    def build(self, env_cls: EnvFactory) -> Algorithm:
+        """Build and validate the :class:`~rl8.algorithms.Algorithm` of this
+        config (the rl8 1.0.0 form of ``Algorithm(env_cls, **fields)``)."""
+        from ._compat import build_algorithm
+
+        return build_algorithm(self, env_cls)
+
     @property
     def minibatch_size(self) -> int:
         """Transitions per SGD minibatch: ``sgd_minibatch_size`` capped at the buffer."""
@@ -229,6 +241,13 @@ class RecurrentAlgorithmConfig(AlgorithmConfig):
     #: Sequences between resets of the recurrent state while collecting
     #: (recurrent models only); ``-1`` (default) resets it only with the environment.
     seqs_per_state_reset: int = -1
+
+    def build(self, env_cls: EnvFactory) -> RecurrentAlgorithm:  # type: ignore[override]
+        """Build and validate the :class:`~rl8.algorithms.RecurrentAlgorithm`
+        of this config (the rl8 1.0.0 form)."""
+        from ._compat import build_algorithm
+
+        return build_algorithm(self, env_cls)
 
     def validate(self) -> RecurrentAlgorithmConfig:
         super().validate()

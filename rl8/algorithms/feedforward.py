@@ -11,6 +11,7 @@ import torch
 from ..env import EnvFactory
 from ..policies import Policy
 from ._base import AlgorithmBase
+from ._compat import resolve_config
 from .config import AlgorithmConfig
 from .ppo import discounted_return_scale, gae, ppo_loss
 
@@ -23,14 +24,21 @@ class Algorithm(AlgorithmBase):
     Args:
         env_cls: Environment factory, built as
             ``env_cls(num_envs, horizon, config=env_config, device=device)``.
-        **config: Any :class:`~rl8.algorithms.AlgorithmConfig` field.
+        config: A whole :class:`~rl8.algorithms.AlgorithmConfig` (the rl8
+            1.0.0 form; copied), instead of keywords. Default ``None``.
+        **hyperparameters: Any :class:`~rl8.algorithms.AlgorithmConfig` field.
 
     Raises:
         ValueError: An unknown or invalid hyperparameter (the field is named).
+        TypeError: Both ``config`` and keywords given.
+        rl8.env.EnvProtocolError: An environment of the rl8 1.0.0 form.
     """
 
-    def __init__(self, env_cls: EnvFactory, /, **config: Any) -> None:
-        super().__init__(env_cls, AlgorithmConfig.from_kwargs(config), Policy)
+    def __init__(
+        self, env_cls: EnvFactory, /, config: AlgorithmConfig | None = None, **hyperparameters: Any
+    ) -> None:
+        cfg = resolve_config(AlgorithmConfig, config, hyperparameters, "Algorithm")
+        super().__init__(env_cls, cfg, Policy)
         n, t = self.config.num_envs, self.config.horizon
         obs_spec, act_spec = self.env.observation_spec, self.env.action_spec
         dev = self.device
@@ -58,7 +66,7 @@ class Algorithm(AlgorithmBase):
         t0 = time.perf_counter()
         reset = self.env_reset_due
         if reset:
-            self.obs[:, 0] = self.env.reset(config=env_config)
+            self.obs[:, 0] = self._env_reset(env_config)
             self._running_return.zero_()
             self._force_reset = False
         else:
@@ -68,18 +76,20 @@ class Algorithm(AlgorithmBase):
             self.policy.distribution_cls,
             self.env.action_spec,
         )
+        env_step = self._env_step_fn()
         obs = self.obs[:, 0]
         for t in range(self.config.horizon):
             dist = dist_cls(model.policy(obs), spec)
             action = dist.deterministic_sample() if deterministic else dist.sample()
             self.actions[:, t] = action
             self.logp[:, t] = dist.logp(action)
-            obs, reward, *terminated = self.env.step(action)
+            obs, reward, *terminated = env_step(action)
             self.obs[:, t + 1] = obs
             self.rewards[:, t] = reward.reshape(-1)
             if terminated:
                 self.nonterminal[:, t] = ~terminated[0].reshape(-1)
         self._compute_values()
+        self._env_checked = True
         self.state.horizons += 1
         self.state.buffered = True
         stats = self._collect_stats(self.rewards)

@@ -18,7 +18,8 @@ from ..env import EnvFactory
 from ..models import State
 from ..policies import RecurrentPolicy
 from ._base import AlgorithmBase
-from .config import RecurrentAlgorithmConfig
+from ._compat import resolve_config
+from .config import AlgorithmConfig, RecurrentAlgorithmConfig
 from .ppo import discounted_return_scale, gae, ppo_loss
 
 __all__ = ["RecurrentAlgorithm"]
@@ -29,14 +30,31 @@ class RecurrentAlgorithm(AlgorithmBase):
 
     Args:
         env_cls: Environment factory (see :class:`~rl8.algorithms.Algorithm`).
-        **config: Any :class:`~rl8.algorithms.RecurrentAlgorithmConfig` field
-            (the feedforward ones plus ``seq_len`` and ``seqs_per_state_reset``).
+        config: A whole :class:`~rl8.algorithms.RecurrentAlgorithmConfig` (the
+            rl8 1.0.0 form; copied; a feedforward ``AlgorithmConfig`` gets the
+            recurrent defaults), instead of keywords. Default ``None``.
+        **hyperparameters: Any :class:`~rl8.algorithms.RecurrentAlgorithmConfig`
+            field (the feedforward ones plus ``seq_len`` and ``seqs_per_state_reset``).
+
+    Raises:
+        ValueError: An unknown or invalid hyperparameter (the field is named).
+        TypeError: Both ``config`` and keywords given.
+        rl8.env.EnvProtocolError: An environment of the rl8 1.0.0 form.
     """
 
     config: RecurrentAlgorithmConfig
 
-    def __init__(self, env_cls: EnvFactory, /, **config: Any) -> None:
-        super().__init__(env_cls, RecurrentAlgorithmConfig.from_kwargs(config), RecurrentPolicy)
+    def __init__(
+        self,
+        env_cls: EnvFactory,
+        /,
+        config: AlgorithmConfig | None = None,
+        **hyperparameters: Any,
+    ) -> None:
+        cfg = resolve_config(
+            RecurrentAlgorithmConfig, config, hyperparameters, "RecurrentAlgorithm"
+        )
+        super().__init__(env_cls, cfg, RecurrentPolicy)
         n, t = self.config.num_envs, self.config.horizon
         obs_spec, act_spec = self.env.observation_spec, self.env.action_spec
         dev = self.device
@@ -67,13 +85,14 @@ class RecurrentAlgorithm(AlgorithmBase):
         cfg = self.config
         reset = self.env_reset_due
         if reset:
-            self.obs[:, 0] = self.env.reset(config=env_config)
+            self.obs[:, 0] = self._env_reset(env_config)
             self._running_return.zero_()
             self.recurrent_state = self.policy.model.init_state(cfg.num_envs, self.device)
             self._seq_count = 0
             self._force_reset = False
         else:
             self.obs[:, 0] = self.obs[:, -1]
+        env_step = self._env_step_fn()
         obs, state = self.obs[:, 0], self.recurrent_state
         for t in range(cfg.horizon):
             if t % cfg.seq_len == 0:
@@ -86,7 +105,7 @@ class RecurrentAlgorithm(AlgorithmBase):
             self.actions[:, t] = action
             self.logp[:, t] = logp
             self.values[:, t] = value
-            obs, reward, *terminated = self.env.step(action)
+            obs, reward, *terminated = env_step(action)
             self.obs[:, t + 1] = obs
             self.rewards[:, t] = reward.reshape(-1)
             if terminated:
@@ -99,6 +118,7 @@ class RecurrentAlgorithm(AlgorithmBase):
         _, last_value, _ = self.policy.model(obs.unsqueeze(1), state)
         self.values[:, -1] = last_value[:, 0]
         self.recurrent_state = state
+        self._env_checked = True
         self.state.horizons += 1
         self.state.buffered = True
         stats = self._collect_stats(self.rewards)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from ..algorithms import Algorithm, AlgorithmBase, RecurrentAlgorithm
 from ..conditions import Condition
 from ..env import EnvFactory
-from ..tracking import MlflowTracker
+from ..tracking import AUTO, TrackerArg, resolve_tracker, unique_run_name
 
 __all__ = ["GenericTrainerBase", "RecurrentTrainer", "Trainer", "TrainerState"]
 
@@ -27,12 +28,21 @@ _NEVER_RESET_MSG = (
 
 class GenericTrainerBase(Generic[_Algorithm]):
     """The base trainer: steps, evaluates and runs one algorithm, and logs
-    its stats to an optional MLflow tracker.
+    its stats to MLflow.
 
     Args:
         algorithm: The PPO algorithm to train.
-        tracker: MLflow run to log hyperparameters (once) and stats (one
-            batched call per step or eval) into; ``None`` (default) logs nothing.
+        tracker: Where hyperparameters (once) and stats (one batched call per
+            step or eval) are logged. ``"auto"`` (default): a new MLflow run of
+            this trainer's own on MLflow's default store (``MLFLOW_TRACKING_URI``,
+            else ``sqlite:///mlflow.db`` in the working directory), named
+            ``<Env>-<Model>-<random suffix>``; it is ended by :meth:`close`, or
+            at interpreter exit. ``None``: no tracking (MLflow is not even
+            imported). An :class:`~rl8.tracking.MlflowTracker`: log into that
+            run (the caller closes it).
+
+    Raises:
+        TypeError: ``tracker`` is none of the above.
     """
 
     #: The PPO algorithm: environment, policy, optimizer and hyperparameters.
@@ -40,12 +50,46 @@ class GenericTrainerBase(Generic[_Algorithm]):
     #: Running totals used for logging and for when evaluation is allowed.
     state: TrainerState
 
-    def __init__(self, algorithm: _Algorithm, /, *, tracker: MlflowTracker | None = None) -> None:
+    def __init__(self, algorithm: _Algorithm, /, *, tracker: TrackerArg = AUTO) -> None:
         self.algorithm = algorithm
-        self.tracker = tracker
         self.state = {"algorithm/collects": 0, "algorithm/steps": 0, "env/steps": 0}
-        if tracker is not None:
-            tracker.log_params(algorithm.params)
+        self.tracker, self._owns_tracker = resolve_tracker(tracker, self._run_name)
+        if self.tracker is not None:
+            self.tracker.log_params(algorithm.params)
+
+    def _run_name(self) -> str:
+        env = type(self.algorithm.env).__name__
+        model = type(self.algorithm.policy.model).__name__
+        return unique_run_name(env, model)
+
+    def close(self, status: str = "FINISHED") -> None:
+        """End tracking: the run this trainer created (``tracker="auto"``) is
+        flushed and ended with ``status`` (``"FINISHED"`` (default),
+        ``"FAILED"`` or ``"KILLED"``); a tracker passed in is only flushed
+        and waited for (its owner closes it). Without a tracker, nothing."""
+        if self.tracker is None:
+            return
+        if self._owns_tracker:
+            self.tracker.close(status)
+        else:
+            self.tracker.flush()
+            self.tracker.wait()
+
+    def __enter__(self) -> GenericTrainerBase[_Algorithm]:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Calls :meth:`close`: ``FINISHED``, ``KILLED`` on ``KeyboardInterrupt``,
+        else ``FAILED``."""
+        if exc_type is None:
+            self.close()
+        else:
+            self.close("KILLED" if issubclass(exc_type, KeyboardInterrupt) else "FAILED")
 
     def step(self, *, env_config: Mapping[str, Any] | None = None) -> dict[str, float]:
         """Collect one horizon and update the policy once.
@@ -163,48 +207,83 @@ class GenericTrainerBase(Generic[_Algorithm]):
         self.state = {k: int(v) for k, v in state["trainer"].items()}
 
 
+def _algorithm(
+    trainer: str,
+    env_cls_or_algorithm: Any,
+    algorithm_cls: type[_Algorithm],
+    algorithm_config: Mapping[str, Any],
+) -> _Algorithm:
+    """The trainer's algorithm: the one given, or one built from an env factory."""
+    if isinstance(env_cls_or_algorithm, AlgorithmBase):
+        if algorithm_config:
+            raise TypeError(
+                f"{trainer}() got an already-built {type(env_cls_or_algorithm).__name__} and "
+                f"algorithm keyword arguments ({', '.join(sorted(algorithm_config))}); pass "
+                f"either {trainer}(algorithm) or {trainer}(env_cls, **hyperparameters)."
+            )
+        return env_cls_or_algorithm  # type: ignore[return-value]
+    return algorithm_cls(env_cls_or_algorithm, **algorithm_config)
+
+
 class Trainer(GenericTrainerBase[Algorithm]):
     """Feedforward PPO trainer.
 
     Args:
         env_cls: Environment factory, built as
-            ``env_cls(num_envs, horizon, config=env_config, device=device)``.
-        tracker: Optional MLflow run (see :class:`GenericTrainerBase`).
+            ``env_cls(num_envs, horizon, config=env_config, device=device)``;
+            or an already-built :class:`~rl8.algorithms.Algorithm` (as in rl8
+            1.0.0: ``Trainer(AlgorithmConfig(...).build(env_cls))``), then
+            without ``algorithm_config``.
+        tracker: ``"auto"`` (default: a new MLflow run), ``None`` or an
+            :class:`~rl8.tracking.MlflowTracker` (see :class:`GenericTrainerBase`).
         **algorithm_config: Any :class:`~rl8.algorithms.AlgorithmConfig` field.
+
+    Raises:
+        TypeError: An algorithm and ``algorithm_config`` both given.
+        ValueError: An unknown or invalid hyperparameter (named).
 
     Example:
         >>> from rl8 import Trainer
         >>> from rl8.env import DiscreteDummyEnv
-        >>> trainer = Trainer(DiscreteDummyEnv, num_envs=64, horizon=8)
+        >>> trainer = Trainer(DiscreteDummyEnv, num_envs=64, horizon=8, tracker=None)
         >>> stats = trainer.step()
     """
 
     def __init__(
         self,
-        env_cls: EnvFactory,
+        env_cls: EnvFactory | Algorithm,
         /,
         *,
-        tracker: MlflowTracker | None = None,
+        tracker: TrackerArg = AUTO,
         **algorithm_config: Any,
     ) -> None:
-        super().__init__(Algorithm(env_cls, **algorithm_config), tracker=tracker)
+        algorithm = _algorithm("Trainer", env_cls, Algorithm, algorithm_config)
+        super().__init__(algorithm, tracker=tracker)
 
 
 class RecurrentTrainer(GenericTrainerBase[RecurrentAlgorithm]):
     """Recurrent PPO trainer (LSTM by default).
 
     Args:
-        env_cls: Environment factory.
-        tracker: Optional MLflow run (see :class:`GenericTrainerBase`).
+        env_cls: Environment factory, or an already-built
+            :class:`~rl8.algorithms.RecurrentAlgorithm` (then without
+            ``algorithm_config``).
+        tracker: ``"auto"`` (default: a new MLflow run), ``None`` or an
+            :class:`~rl8.tracking.MlflowTracker` (see :class:`GenericTrainerBase`).
         **algorithm_config: Any :class:`~rl8.algorithms.RecurrentAlgorithmConfig` field.
+
+    Raises:
+        TypeError: An algorithm and ``algorithm_config`` both given.
+        ValueError: An unknown or invalid hyperparameter (named).
     """
 
     def __init__(
         self,
-        env_cls: EnvFactory,
+        env_cls: EnvFactory | RecurrentAlgorithm,
         /,
         *,
-        tracker: MlflowTracker | None = None,
+        tracker: TrackerArg = AUTO,
         **algorithm_config: Any,
     ) -> None:
-        super().__init__(RecurrentAlgorithm(env_cls, **algorithm_config), tracker=tracker)
+        algorithm = _algorithm("RecurrentTrainer", env_cls, RecurrentAlgorithm, algorithm_config)
+        super().__init__(algorithm, tracker=tracker)

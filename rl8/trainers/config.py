@@ -14,7 +14,7 @@ import yaml
 from ..algorithms.config import RECURRENT_FIELDS, AlgorithmConfig, RecurrentAlgorithmConfig
 from ..env import EnvFactory
 from ..errors import HyperparameterError, did_you_mean
-from ..tracking import MlflowTracker
+from ..tracking import AUTO, TrackerArg
 from .base import RecurrentTrainer, Trainer
 
 __all__ = ["TrainConfig", "import_path"]
@@ -63,6 +63,22 @@ class TrainConfig(RecurrentAlgorithmConfig):
     #: Build a :class:`RecurrentTrainer` (truncated BPTT) instead of a :class:`Trainer`.
     #: Default false.
     recurrent: bool = False
+    #: rl8 1.0.0 form: hyperparameters as one mapping, merged into the fields
+    #: (a name also set as a field, to another value, is an error). Default None.
+    algorithm_config: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        known = RecurrentAlgorithmConfig.fields()
+        defaults = RecurrentAlgorithmConfig()
+        for name, value in (self.algorithm_config or {}).items():
+            if name not in known:
+                raise TypeError(
+                    f"algorithm_config has no field {name!r}{did_you_mean(name, known)}."
+                )
+            if getattr(self, name) not in (getattr(defaults, name), value):
+                raise TypeError(f"{name} is set both as a field and in algorithm_config.")
+            setattr(self, name, value)
 
     def validate(self) -> TrainConfig:
         """Check every field (the trainer's own checks, run before anything is built).
@@ -91,12 +107,16 @@ class TrainConfig(RecurrentAlgorithmConfig):
         cls = RecurrentAlgorithmConfig if self.recurrent else AlgorithmConfig
         return {name: getattr(self, name) for name in cls.fields()}
 
-    def build(self, *, tracker: MlflowTracker | None = None) -> Trainer | RecurrentTrainer:
+    def build(  # type: ignore[override]  # not AlgorithmConfig.build(env_cls)
+        self, *, tracker: TrackerArg = AUTO
+    ) -> Trainer | RecurrentTrainer:
         """Validate, then instantiate a :class:`Trainer` (or a
         :class:`RecurrentTrainer` when ``recurrent``).
 
         Args:
-            tracker: The MLflow run the trainer logs into.
+            tracker: ``"auto"`` (default): a new MLflow run of the trainer's own
+                on MLflow's default store; ``None``: no tracking; or the
+                :class:`~rl8.tracking.MlflowTracker` run to log into.
 
         Raises:
             HyperparameterError: an invalid field (named).
@@ -125,7 +145,10 @@ class TrainConfig(RecurrentAlgorithmConfig):
                 raise ValueError(
                     f"{path}: TrainConfig has no field {name!r}{did_you_mean(name, known)}."
                 )
+        nested = data.get("algorithm_config") or {}
         for name in _CLS_FIELDS:
             if isinstance(data.get(name), str):
                 data[name] = import_path(data[name], name)
+            if isinstance(nested.get(name), str):
+                nested[name] = import_path(nested[name], f"algorithm_config.{name}")
         return cls(**data)

@@ -1,0 +1,145 @@
+"""Trainers track into MLflow by default: one run per trainer on MLflow's
+default store, ended when the trainer is closed or the interpreter exits;
+``tracker=None`` tracks nothing (and never imports MLflow)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from rl8 import DiscreteDummyEnv, RecurrentTrainer, TrainConfig, Trainer
+from rl8.tracking import AUTO, MlflowTracker
+
+SMALL = {"num_envs": 8, "horizon": 4}
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def store_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One SQLite store for the module (creating one takes seconds); tests
+    tell their runs apart by run id."""
+    from mlflow.tracking import MlflowClient
+
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    MlflowClient(tracking_uri=uri).search_experiments()
+    return uri
+
+
+@pytest.fixture
+def default_store(store_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """MLflow's default store pointed at the module's SQLite file (and the cwd
+    at ``tmp_path``, where a store would put artifacts); yields a client."""
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store_uri)
+    monkeypatch.chdir(tmp_path)
+    return MlflowClient(tracking_uri=store_uri)
+
+
+def _runs(client, *run_ids: str) -> dict:
+    """All runs of the store, or those of ``run_ids``, by run id."""
+    runs = {r.info.run_id: r for r in client.search_runs(["0"])}
+    return {k: v for k, v in runs.items() if k in run_ids} if run_ids else runs
+
+
+def test_two_trainers_log_into_two_runs_of_their_own(default_store) -> None:
+    a = Trainer(DiscreteDummyEnv, **SMALL)
+    b = RecurrentTrainer(DiscreteDummyEnv, **SMALL, seq_len=4)
+    a.step()
+    b.step()
+    a.close()
+    with b:
+        b.step()
+    runs = _runs(default_store, a.tracker.run_id, b.tracker.run_id)
+    assert len(runs) == 2
+    names = [r.info.run_name for r in runs.values()]
+    assert len(set(names)) == 2 and all(n.startswith("DiscreteDummyEnv-") for n in names)
+    assert runs[a.tracker.run_id].info.run_name.startswith("DiscreteDummyEnv-MLPModel-")
+    assert runs[b.tracker.run_id].info.run_name.startswith("DiscreteDummyEnv-LSTMModel-")
+    assert all(r.info.status == "FINISHED" for r in runs.values())
+    steps = default_store.get_metric_history(b.tracker.run_id, "env/steps")
+    assert [m.value for m in steps] == [32.0, 64.0]
+    assert runs[a.tracker.run_id].data.params["horizon"] == "4"
+
+
+def test_run_names_do_not_repeat_under_a_fixed_seed(default_store) -> None:
+    import torch
+
+    names = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        with Trainer(DiscreteDummyEnv, **SMALL) as t:
+            names.append(default_store.get_run(t.tracker.run_id).info.run_name)
+    assert names[0] != names[1]
+
+
+def test_trainconfig_build_passes_the_tracker_through(default_store) -> None:
+    # Once TrainConfig.build's default is AUTO, .build() alone does this.
+    before = set(_runs(default_store))
+    trainer = TrainConfig(DiscreteDummyEnv, **SMALL).build(tracker=AUTO)
+    trainer.close()
+    assert set(_runs(default_store)) - before == {trainer.tracker.run_id}
+
+
+def test_tracker_none_creates_no_run_and_a_given_tracker_is_not_closed(default_store) -> None:
+    before = set(_runs(default_store))
+    trainer = Trainer(DiscreteDummyEnv, **SMALL, tracker=None)
+    trainer.step()
+    trainer.close()
+    assert trainer.tracker is None and set(_runs(default_store)) == before
+    mine = MlflowTracker(run_name="mine")
+    with Trainer(DiscreteDummyEnv, **SMALL, tracker=mine) as t:
+        t.step()
+    assert t.tracker is mine
+    assert default_store.get_run(mine.run_id).info.status == "RUNNING"  # its owner closes it
+    mine.close()
+
+
+def test_a_bad_tracker_value_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="tracker must be 'auto'"):
+        Trainer(DiscreteDummyEnv, **SMALL, tracker="mlflow")
+
+
+SCRIPT = """
+import sys
+from rl8 import DiscreteDummyEnv, Trainer
+
+untracked = Trainer(DiscreteDummyEnv, num_envs=4, horizon=4, tracker=None)
+untracked.step()
+print("mlflow imported:", "mlflow" in sys.modules, flush=True)
+trainer = Trainer(DiscreteDummyEnv, num_envs=4, horizon=4)
+trainer.step()
+print("run:", trainer.tracker.run_id, flush=True)
+if sys.argv[1] == "raise":
+    raise RuntimeError("boom")
+"""
+
+
+def test_runs_left_open_end_with_the_interpreter(store_uri: str, tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store_uri, "PYTHONPATH": str(REPO_ROOT)}
+    script = tmp_path / "train.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    client = MlflowClient(tracking_uri=store_uri)
+    for mode, status in (("ok", "FINISHED"), ("raise", "FAILED")):
+        proc = subprocess.run(
+            [sys.executable, str(script), mode],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == (0 if mode == "ok" else 1), proc.stderr
+        assert "mlflow imported: False" in proc.stdout
+        run_id = proc.stdout.split("run: ")[1].split()[0]
+        assert client.get_run(run_id).info.status == status
+        # the last (asynchronously sent) batch was written too
+        assert len(client.get_metric_history(run_id, "env/steps")) == 1
