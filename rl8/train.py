@@ -45,7 +45,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from . import checkpoint as ckpt_lib
 from .algorithms.config import resolve_device
 from .config import Built, StopMode, TrainAppConf, build, core_error, schedule_defaults
-from .errors import ConfigError, DivergedError
+from .errors import ConfigError, DivergedError, did_you_mean
 from .progress import Progress
 
 __all__ = ["CONFIG_PATH", "Job", "main", "run"]
@@ -175,20 +175,25 @@ def _objective_names(cfg: DictConfig) -> list[str]:
     return [obj] if isinstance(obj, str) else list(obj)
 
 
-def _check_stat_names(cfg: DictConfig, stats: Mapping[str, float], *, evaluated: bool) -> None:
+def _check_stat_names(
+    cfg: DictConfig, stats: Mapping[str, float], collect_names: frozenset[str]
+) -> None:
     """Fail (naming the key) when ``objective`` or ``stop.metric`` names a stat
-    that the first step (or evaluation, for ``eval/`` names) did not produce."""
+    that neither a train step (``stats``, the first one's) nor an evaluation
+    (``eval/`` + the names of a collect's stats) produces. Runs after the first
+    step, so a typo never costs a whole run (also with ``eval.every=0``)."""
+    eval_names = {f"eval/{k}" for k in collect_names}
     wanted = [("objective", n) for n in _objective_names(cfg)]
     if cfg.stop.metric is not None:
         wanted.append(("stop.metric", cfg.stop.metric))
     for key, name in wanted:
-        if name.startswith("eval/") != evaluated:
-            continue
-        if name not in stats:
-            kind = "evaluation" if evaluated else "train step"
+        evaluated = name.startswith("eval/")
+        if name not in (eval_names if evaluated else stats):
+            kind = "an evaluation" if evaluated else "a train step"
+            names = eval_names if evaluated else stats
             raise ConfigError(
-                f"{key}={name!r} is not a stat of a {kind}; available: "
-                f"{', '.join(sorted(k for k in stats if not k.startswith('profiling/')))}."
+                f"{key}={name!r} is not a stat of {kind}{did_you_mean(name, sorted(names))}; "
+                f"available: {', '.join(sorted(k for k in names if 'profiling/' not in k))}."
             )
 
 
@@ -511,7 +516,7 @@ class _Loop:
         self.eval_step = int(loop.get("eval_step", -1))
         self.stats: dict[str, float] = {}
         self.t0 = time.perf_counter()
-        self.names_checked = {"train": False, "eval": False}
+        self.names_checked = False
         self.stop = _Stop(cfg, built.conditions)
         algorithm = trainer.algorithm
         self.hper = int(algorithm.horizons_per_env_reset)
@@ -551,9 +556,9 @@ class _Loop:
             extra.update(schedule.metrics())
         if self.tracker is not None:
             self.tracker.log_metrics(extra, step=self.env_steps)
-        if not self.names_checked["train"]:
-            _check_stat_names(self.cfg, self.stats, evaluated=False)
-            self.names_checked["train"] = True
+        if not self.names_checked:
+            _check_stat_names(self.cfg, self.stats, self.trainer.collect_stat_names)
+            self.names_checked = True
 
     def evaluate(self) -> None:
         env_config = self.built.eval_env_config
@@ -565,9 +570,6 @@ class _Loop:
             env_config=env_config, deterministic=self.cfg.eval.deterministic
         )
         self.eval_step = self.steps
-        if not self.names_checked["eval"]:
-            _check_stat_names(self.cfg, self.last_eval, evaluated=True)
-            self.names_checked["eval"] = True
         if self.reporter is not None:
             self.reporter.report(self.objective()[0], self.steps)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -171,10 +172,28 @@ def test_validation_names_the_key(compose, overrides, key) -> None:
     assert "\n" not in message
 
 
-def test_unknown_stat_names_fail_at_the_first_step(compose, tmp_path) -> None:
-    cfg = compose(*NO_MLFLOW, "objective=eval/no_such_stat")
-    with pytest.raises(ConfigError, match="objective='eval/no_such_stat'"):
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["objective=eval/rewards/meen", "eval.every=0", "stop.max_steps=50"],
+            "objective='eval/rewards/meen' is not a stat of an evaluation "
+            "(did you mean 'eval/rewards/mean'?)",
+        ),
+        (
+            ["stop.metric=returns/maen", "stop.threshold=1", "stop.max_steps=50"],
+            "stop.metric='returns/maen' is not a stat of a train step "
+            "(did you mean 'returns/mean'?)",
+        ),
+    ],
+)
+def test_unknown_stat_names_fail_at_the_first_step(compose, tmp_path, overrides, message) -> None:
+    cfg = compose(*NO_MLFLOW, *overrides)
+    with pytest.raises(ConfigError, match=re.escape(message)):
         run(cfg, output_dir=tmp_path)
+    # Failed at the first step: before its checkpoint (checkpoint.every=1), not after 50.
+    assert "checkpoint.every=1" in NO_MLFLOW
+    assert not (tmp_path / checkpoint.CHECKPOINT_NAME).exists()
 
 
 @pytest.mark.parametrize(

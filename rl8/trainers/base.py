@@ -53,6 +53,9 @@ class GenericTrainerBase(Generic[_Algorithm]):
     def __init__(self, algorithm: _Algorithm, /, *, tracker: TrackerArg = AUTO) -> None:
         self.algorithm = algorithm
         self.state = {"algorithm/collects": 0, "algorithm/steps": 0, "env/steps": 0}
+        #: Names of the stats one collect produces (known after the first
+        #: :meth:`step`); :meth:`eval` returns them prefixed ``eval/``.
+        self.collect_stat_names: frozenset[str] = frozenset()
         self.tracker, self._owns_tracker = resolve_tracker(tracker, self._run_name)
         if self.tracker is not None:
             self.tracker.log_params(algorithm.params)
@@ -106,6 +109,8 @@ class GenericTrainerBase(Generic[_Algorithm]):
         memory_stats = self.algorithm.memory_stats()
         collect_stats = self.algorithm.collect(env_config=env_config)
         step_stats = self.algorithm.step()
+        if not self.collect_stat_names:
+            self.collect_stat_names = frozenset(collect_stats)
         self.state["algorithm/collects"] += 1
         self.state["algorithm/steps"] += 1
         self.state["env/steps"] += int(collect_stats["env/steps"])
