@@ -53,6 +53,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
+from ..errors import ConfigError
 from .reporter import (
     ATTR_AGGREGATE,
     ATTR_PRUNER,
@@ -92,8 +93,10 @@ _PREFIX = {
 _MAX_VALIDATED_CHOICES = 20
 
 
-class SweeperConfigError(ValueError):
-    """Invalid ``hydra.sweeper`` settings (raised before any trial starts)."""
+class SweeperConfigError(ConfigError):
+    """Invalid ``hydra.sweeper`` settings (raised before any trial starts).
+
+    A :class:`~rl8.errors.ConfigError`: Hydra prints its one-line message, no traceback."""
 
 
 class SearchSpaceError(SweeperConfigError):
