@@ -4,6 +4,7 @@ the schema rejects bad input with the key named, checkpoints round-trip."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import random
 import re
 from pathlib import Path
@@ -104,6 +105,42 @@ def test_trainer_node_holds_every_train_config_hyperparameter() -> None:
     elsewhere |= {"optimizer_config", "device", "recurrent"}
     elsewhere.add("algorithm_config")  # rl8 1.0.0 form, not a node of its own
     assert own == core - elsewhere
+
+
+@pytest.mark.parametrize("model", ["mlp", "lstm"])
+def test_app_defaults_are_the_library_defaults(compose, model) -> None:
+    """``python -m rl8.train`` with no override trains exactly what the library
+    builds from the same env class with no argument: every hyperparameter, the
+    model's arguments, the optimizer and its learning rate."""
+    from rl8 import TrainConfig
+    from rl8.models import LSTMModel, MLPModel
+
+    built = build(compose(f"model={model}")).train_config
+    library = TrainConfig(built.env_cls, recurrent=model == "lstm")
+    app = built.algorithm_kwargs()
+    lib = library.algorithm_kwargs()
+    model_cls = LSTMModel if model == "lstm" else MLPModel
+    assert app.pop("model_cls") is model_cls
+    assert lib.pop("model_cls") is None  # the library's default: the same class
+    signature = inspect.signature(model_cls)
+    defaults = {k: p.default for k, p in signature.parameters.items() if k in app["model_config"]}
+    assert {
+        k: tuple(v) if isinstance(v, list) else v for k, v in app.pop("model_config").items()
+    } == {k: tuple(v) if isinstance(v, list | tuple) else v for k, v in defaults.items()}
+    assert lib.pop("model_config") is None
+    adam = inspect.signature(torch.optim.Adam).parameters  # the library's default optimizer
+    assert app.pop("optimizer_cls") is lib.pop("optimizer_cls") is torch.optim.Adam
+    assert app.pop("optimizer_config") == {
+        "lr": None,  # null: the library's default, checked next
+        "eps": adam["eps"].default,
+        "weight_decay": adam["weight_decay"].default,
+    }
+    assert built.optimizer_kwargs["lr"] == library.optimizer_kwargs["lr"] == 1e-3
+    assert lib.pop("optimizer_config") is None
+    assert app.pop("device") == lib.pop("device") == "auto"
+    assert app.pop("env_config") == {k: p.default for k, p in built.env_cls.params.items()}
+    assert lib.pop("env_config") is None  # the env's defaults: the same values
+    assert app == lib
 
 
 def test_model_lstm_alone_picks_the_recurrent_trainer(compose) -> None:
