@@ -44,7 +44,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from . import checkpoint as ckpt_lib
 from .algorithms.config import resolve_device
-from .config import Built, StopMode, TrainAppConf, build, core_error, schedule_defaults
+from .build import Built, build, core_error, schedule_defaults
+from .config import StopMode, TrainAppConf
 from .errors import ConfigError, DivergedError, did_you_mean
 from .progress import Progress
 

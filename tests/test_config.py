@@ -17,7 +17,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from rl8 import checkpoint
-from rl8.config import TrainerConf, build
+from rl8.build import build
+from rl8.config import TrainerConf
 from rl8.errors import ConfigError, DivergedError
 from rl8.train import resume_config, run
 
