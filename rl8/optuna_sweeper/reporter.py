@@ -136,7 +136,7 @@ def open_storage(spec: str) -> optuna.storages.BaseStorage:
                 engine_kwargs = {"connect_args": {"timeout": 60}}
             storage = optuna.storages.RDBStorage(spec, engine_kwargs=engine_kwargs)
         else:
-            path = spec[len("journal:") :] if spec.startswith("journal:") else spec
+            path = spec.removeprefix("journal:")
             storage = optuna.storages.JournalStorage(JournalFileBackend(path))
         _STORAGES[spec] = storage
         return storage

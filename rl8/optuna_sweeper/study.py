@@ -57,7 +57,7 @@ def storage_spec(storage: str | None, sweep_dir: Path) -> str:
         if s.startswith(prefix) and rest and not rest.startswith("/") and rest != ":memory:":
             return prefix + str(Path(rest).absolute())
         return s
-    path = s[len("journal:") :] if s.startswith("journal:") else s
+    path = s.removeprefix("journal:")
     p = Path(path).expanduser().absolute()
     p.parent.mkdir(parents=True, exist_ok=True)
     return str(p)
