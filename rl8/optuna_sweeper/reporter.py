@@ -26,11 +26,12 @@ Storage specification strings (:func:`open_storage`): an RDB URL
 
 from __future__ import annotations
 
-import importlib
 import math
 import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+from hydra.utils import get_object
 
 if TYPE_CHECKING:
     import optuna
@@ -101,25 +102,8 @@ def aggregate(values: Sequence[float], how: str = "mean") -> float:
 
 
 def locate(path: str) -> Any:
-    """Import ``package.module.attr`` (like Hydra's ``_target_`` lookup)."""
-    parts = str(path).split(".")
-    if not path or not all(parts):
-        raise ImportError(f"invalid import path {path!r}")
-    for i in range(len(parts), 0, -1):
-        modname = ".".join(parts[:i])
-        try:
-            obj: Any = importlib.import_module(modname)
-        except ModuleNotFoundError as e:
-            if e.name is not None and modname.startswith(e.name):
-                continue
-            raise
-        try:
-            for attr in parts[i:]:
-                obj = getattr(obj, attr)
-        except AttributeError as e:
-            raise ImportError(f"cannot find {path!r}: {e}") from e
-        return obj
-    raise ImportError(f"cannot import {path!r}")
+    """Import ``package.module.attr`` (Hydra's ``_target_`` lookup, :func:`hydra.utils.get_object`)."""
+    return get_object(path)
 
 
 def instantiate_target(cfg: Mapping[str, Any], **extra: Any) -> Any:
@@ -152,7 +136,7 @@ def open_storage(spec: str) -> optuna.storages.BaseStorage:
                 engine_kwargs = {"connect_args": {"timeout": 60}}
             storage = optuna.storages.RDBStorage(spec, engine_kwargs=engine_kwargs)
         else:
-            path = spec[len("journal:") :] if spec.startswith("journal:") else spec
+            path = spec.removeprefix("journal:")
             storage = optuna.storages.JournalStorage(JournalFileBackend(path))
         _STORAGES[spec] = storage
         return storage
