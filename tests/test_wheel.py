@@ -93,6 +93,18 @@ def test_rl8_comes_from_the_wheel_not_the_checkout(installed, tmp_path) -> None:
         assert str(REPO_ROOT) not in f, f
 
 
+def test_every_module_of_the_checkout_is_in_the_wheel(installed, tmp_path) -> None:
+    """``pyproject.toml`` lists the packages: a new sub-package must be added there."""
+    modules = sorted(
+        ".".join(p.relative_to(REPO_ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for top in ("rl8", "hydra_plugins")
+        for p in (REPO_ROOT / top).rglob("*.py")
+    )
+    code = "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)"
+    _run(installed, tmp_path, "python", "-c", code, *modules)
+    assert len(modules) > 40
+
+
 def test_help_and_cfg_job_list_the_shipped_configs(installed, tmp_path) -> None:
     helptext = _run(installed, tmp_path, "rl8-train", "--help").stdout
     assert "env: cartpole, continuous_dummy, dummy, memory, pendulum" in helptext
