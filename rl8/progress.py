@@ -134,6 +134,7 @@ class Progress:
         if self.eval_returns is not None:
             parts.append(f"eval return {_fmt(self.eval_returns)}")
         parts.append(f"{self.rate:,.0f} trans/s")
+        parts.append(f"{time.perf_counter() - self.t0:.1f} s")
         return " | ".join(parts)
 
     def close(self) -> None:
