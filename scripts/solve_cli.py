@@ -52,9 +52,9 @@ def run_rl8(seed: int, extra: list[str]) -> tuple[float | None, int | None]:
 
 
 def run_sb3(python: str, anchors: Path, seed: int) -> tuple[float | None, int | None]:
+    solve = ["--mode", "solve", "--env", "gym", "--repeats", "1", "--seed", str(seed)]
     proc = subprocess.run(
-        [python, "bench_sb3.py", "--mode", "solve", "--env", "gym", "--repeats", "1"]
-        + ["--seed", str(seed)],
+        [python, "bench_sb3.py", *solve],
         cwd=anchors,
         capture_output=True,
         text=True,
