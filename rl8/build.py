@@ -120,6 +120,7 @@ def validate(cfg: DictConfig) -> None:
         threshold,
         "must be a finite number",
     )
+    _check(cfg.stop.window >= 1, "stop.window", cfg.stop.window, "must be a whole number >= 1")
     if (cfg.stop.metric is None) != (threshold is None):
         raise ConfigError(
             "stop.metric and stop.threshold go together: set both (e.g. "

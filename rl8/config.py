@@ -130,6 +130,9 @@ class StopConf:
     metric: str | None = None
     threshold: float | None = None
     mode: StopMode = StopMode.max
+    #: Compare the mean of the metric's last ``window`` values (train steps, or
+    #: evaluations for an ``eval/`` stat) with ``threshold``. Default 1.
+    window: int = 1
     #: More conditions: ``_target_`` nodes building ``rl8.conditions`` callables.
     conditions: list[Any] = field(default_factory=list)
 

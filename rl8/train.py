@@ -24,6 +24,7 @@ See ``docs/experiments.md`` for the tour.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import logging
@@ -346,6 +347,8 @@ class _Stop:
     def __init__(self, cfg: DictConfig, conditions: list[Any]) -> None:
         self.cfg = cfg.stop
         self.conditions = conditions
+        #: The metric's last ``stop.window`` values (refilled after a resume).
+        self.recent: collections.deque[float] = collections.deque(maxlen=int(cfg.stop.window))
 
     def reason(
         self, *, steps: int, env_steps: int, elapsed_s: float, stats: Mapping[str, float]
@@ -360,11 +363,14 @@ class _Stop:
         if not stats:
             return None
         if c.metric is not None and c.metric in stats:
-            value = stats[c.metric]
+            self.recent.append(float(stats[c.metric]))
+            value = sum(self.recent) / len(self.recent)
+            full = len(self.recent) == self.recent.maxlen
             hit = value >= c.threshold if c.mode == StopMode.max else value <= c.threshold
-            if hit:
+            if full and hit:
                 op = ">=" if c.mode == StopMode.max else "<="
-                return f"stop.metric {c.metric}={value:.4g} {op} {c.threshold}"
+                over = f" (mean of the last {c.window})" if c.window > 1 else ""
+                return f"stop.metric {c.metric}={value:.4g}{over} {op} {c.threshold}"
         for i, condition in enumerate(self.conditions):
             try:
                 if condition(stats):

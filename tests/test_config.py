@@ -186,6 +186,7 @@ def test_composition_rejects_unknown_keys_and_wrong_types(compose, overrides, ke
         (["stop.max_env_steps=-1"], "stop.max_env_steps"),
         (["stop.max_steps=2.5"], "stop.max_steps"),
         (["stop.max_seconds=0"], "stop.max_seconds"),
+        (["stop.window=0"], "stop.window"),
         (["stop.metric=eval/returns/mean"], "stop.threshold"),
         (["eval.every=-1"], "eval.every"),
         (["+eval.env_config.gravity=5"], "eval.env_config"),
@@ -238,6 +239,7 @@ def test_unknown_stat_names_fail_at_the_first_step(compose, tmp_path, overrides,
     ("overrides", "steps"),
     [
         (["stop.metric=returns/mean", "stop.threshold=-1e12"], 1),
+        (["stop.metric=returns/mean", "stop.threshold=-1e12", "stop.window=3"], 3),
         (["stop.max_env_steps=1.28e2"], 4),  # 4 steps of 4 envs x 8
         (["stop.metric=eval/returns/mean", "stop.threshold=-1e12", "eval.every=3"], 3),
         (["stop.metric=returns/mean", "stop.threshold=-1e12", "stop.mode=min"], 20),
