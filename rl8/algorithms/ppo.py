@@ -1,8 +1,10 @@
-"""The PPO math, top to bottom: reward scaling, GAE, and the loss.
+"""The PPO math, top to bottom: reward scaling, GAE, advantage
+normalization, and the loss with its stats.
 
 Everything PPO computes from a collected buffer lives here, each trick a few
-lines with its name. Shapes: ``N`` sub-environments, ``T`` horizon, ``B``
-samples in a minibatch.
+lines with its name; :class:`~rl8.algorithms.buffer.RolloutBuffer` applies the
+first three to its storage, the update loop (``AlgorithmBase._sgd``) the loss.
+Shapes: ``N`` sub-environments, ``T`` horizon, ``B`` samples in a minibatch.
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ import torch
 
 from ..distributions import Distribution
 
-__all__ = ["PPOLoss", "discounted_return_scale", "gae", "ppo_loss"]
+__all__ = [
+    "STAT_KEYS",
+    "PPOLoss",
+    "discounted_return_scale",
+    "gae",
+    "normalize_advantages",
+    "ppo_loss",
+]
 
 
 def discounted_return_scale(
@@ -73,6 +82,12 @@ def gae(
         last = delta + gamma * gae_lambda * last
         advantages[:, t] = last
     return advantages, advantages + values[:, :-1]
+
+
+def normalize_advantages(advantages: torch.Tensor) -> torch.Tensor:
+    """Advantage normalization: zero mean, unit standard deviation."""
+    std, mean = torch.std_mean(advantages)
+    return (advantages - mean) / (std + 1e-8)
 
 
 @dataclass

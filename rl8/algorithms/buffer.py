@@ -1,0 +1,233 @@
+"""The rollout buffer: one horizon of transitions and what PPO derives from it.
+
+:class:`RolloutBuffer` owns the storage both algorithms collect into, the
+running discounted return used for reward scaling, the advantages and returns
+(reward scaling, GAE, advantage normalization, from :mod:`.ppo`), and the
+samples the update draws minibatches from. The algorithms own collection and
+the update only.
+
+A sample is a transition (feedforward) or a whole sequence of ``seq_len``
+transitions together with the recurrent state at its start (recurrent PPO,
+truncated backpropagation through time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..models import State
+from ..specs import Spec
+from . import ppo
+
+__all__ = ["RolloutBuffer", "RolloutSamples"]
+
+
+@dataclass
+class RolloutSamples:
+    """The samples of one minibatch (or of a chunk of one).
+
+    ``obs`` keeps the sample layout the model takes: ``[B, *obs_shape]``, or
+    ``[B, seq_len, *obs_shape]`` sequences replayed from ``states``
+    (``[layers, B, H]`` each; ``None`` for feedforward). The other tensors are
+    flattened to transitions, ``[B * seq_len]`` (``actions`` keeps its trailing
+    action shape).
+    """
+
+    obs: torch.Tensor
+    states: State | None
+    actions: torch.Tensor
+    logp: torch.Tensor
+    values: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+
+
+class RolloutBuffer:
+    """One horizon from ``num_envs`` sub-environments, stored env-major ``[N, T, ...]``.
+
+    Args:
+        num_envs: Sub-environments ``N``.
+        horizon: Steps ``T`` per sub-environment per collect.
+        observation_spec: The environment's observation spec.
+        action_spec: The environment's action spec.
+        device: Device of the storage.
+        seq_len: Length of the sequences that are the samples of recurrent PPO
+            (must divide ``horizon``); ``None`` (feedforward): samples are transitions.
+        state: A recurrent state of the model for ``num_envs`` (its shapes and
+            dtypes size the stored sequence start states); needs ``seq_len``.
+    """
+
+    def __init__(
+        self,
+        num_envs: int,
+        horizon: int,
+        observation_spec: Spec,
+        action_spec: Spec,
+        device: torch.device,
+        *,
+        seq_len: int | None = None,
+        state: State | None = None,
+    ) -> None:
+        n, t, dev = num_envs, horizon, device
+        self.recurrent = seq_len is not None
+        #: Transitions per sample: 1, or the sequence length of recurrent PPO.
+        self.seq_len = seq_len or 1
+        self.obs = torch.zeros(
+            (n, t + 1, *observation_spec.shape), dtype=observation_spec.dtype, device=dev
+        )
+        self.actions = torch.zeros((n, t, *action_spec.shape), dtype=action_spec.dtype, device=dev)
+        self.logp = torch.zeros(n, t, device=dev)
+        self.rewards = torch.zeros(n, t, device=dev)
+        #: Values of all ``T + 1`` observations (the last one bootstraps GAE).
+        self.values = torch.zeros(n, t + 1, device=dev)
+        #: 0 where step ``t`` ended an episode in a terminal state.
+        self.nonterminal = torch.ones(n, t, device=dev)
+        #: Recurrent state at the start of each sequence: per state tensor
+        #: ``[T // seq_len, layers, N, H]``.
+        self.seq_states: list[torch.Tensor] = [
+            torch.zeros((t // self.seq_len, *s.shape), dtype=s.dtype, device=dev)
+            for s in state or ()
+        ]
+        #: Discounted return carried over between horizons (reward scaling).
+        self.running_return = torch.zeros(n, device=dev)
+        self.advantages = torch.zeros(n, t, device=dev)
+        self.returns = torch.zeros(n, t, device=dev)
+        self._samples: dict[str, torch.Tensor] = {}
+        self._sample_states: State = ()
+
+    # -- collection -----------------------------------------------------------------
+    def start(self, first_obs: torch.Tensor | None) -> None:
+        """Begin a horizon: from ``first_obs`` after an environment reset (the
+        running discounted return restarts), or with ``None`` from the last
+        observation of the previous horizon."""
+        if first_obs is not None:
+            self.obs[:, 0] = first_obs
+            self.running_return.zero_()
+        else:
+            self.obs[:, 0] = self.obs[:, -1]
+
+    def add(
+        self,
+        t: int,
+        action: torch.Tensor,
+        logp: torch.Tensor,
+        next_obs: torch.Tensor,
+        reward: torch.Tensor,
+        terminated: torch.Tensor | None = None,
+        value: torch.Tensor | None = None,
+    ) -> None:
+        """Store step ``t`` of every sub-environment (``value`` of the
+        observation the action was taken in, when the collector computes it)."""
+        self.actions[:, t] = action
+        self.logp[:, t] = logp
+        if value is not None:
+            self.values[:, t] = value
+        self.obs[:, t + 1] = next_obs
+        self.rewards[:, t] = reward.reshape(-1)
+        if terminated is not None:
+            self.nonterminal[:, t] = ~terminated.reshape(-1)
+
+    def add_state(self, t: int, state: State) -> None:
+        """Store the recurrent state ``state`` at step ``t``, the start of a sequence."""
+        for stored, s in zip(self.seq_states, state):
+            stored[t // self.seq_len] = s
+
+    def stats(self) -> dict[str, float]:
+        """Summary stats of the collected rewards with a single host sync:
+        ``returns/*`` (per-sub-env sum over the horizon) and ``rewards/*``."""
+        rewards = self.rewards
+        returns = rewards.sum(1)
+        r_std, r_mean = torch.std_mean(returns)
+        w_std, w_mean = torch.std_mean(rewards)
+        values = torch.stack(
+            [
+                returns.min(),
+                returns.max(),
+                r_mean,
+                r_std,
+                rewards.min(),
+                rewards.max(),
+                w_mean,
+                w_std,
+            ]
+        ).tolist()
+        keys = (
+            "returns/min", "returns/max", "returns/mean", "returns/std",
+            "rewards/min", "rewards/max", "rewards/mean", "rewards/std",
+        )  # fmt: skip
+        return dict(zip(keys, values))
+
+    # -- what the update uses ---------------------------------------------------------
+    @torch.no_grad()
+    def compute_returns_and_advantages(
+        self,
+        gamma: float,
+        gae_lambda: float,
+        *,
+        normalize_rewards: bool,
+        normalize_advantages: bool,
+    ) -> None:
+        """Reward scaling, GAE and advantage normalization over the whole
+        buffer (the math is in :mod:`.ppo`); then the samples :meth:`minibatch`
+        draws from."""
+        rewards = self.rewards
+        if normalize_rewards:
+            scale, self.running_return = ppo.discounted_return_scale(
+                rewards, self.running_return, gamma, self.nonterminal
+            )
+            rewards = rewards / scale
+        advantages, self.returns = ppo.gae(
+            rewards, self.values, gamma, gae_lambda, self.nonterminal
+        )
+        if normalize_advantages:
+            advantages = ppo.normalize_advantages(advantages)
+        self.advantages = advantages
+
+        # [N, T, ...] -> transitions [N * T, ...] or sequences [N * S, L, ...], env-major.
+        num_samples, seq = self.num_samples, ((self.seq_len,) if self.recurrent else ())
+        self._samples = {
+            name: x.reshape(num_samples, *seq, *x.shape[2:])
+            for name, x in (
+                ("obs", self.obs[:, :-1]),
+                ("actions", self.actions),
+                ("logp", self.logp),
+                ("values", self.values[:, :-1]),
+                ("advantages", self.advantages),
+                ("returns", self.returns),
+            )
+        }
+        # [S, layers, N, H] -> [layers, N * S, H], matching the sequence order.
+        self._sample_states = tuple(
+            s.permute(1, 2, 0, 3).reshape(s.shape[1], num_samples, s.shape[3])
+            for s in self.seq_states
+        )
+
+    @property
+    def num_samples(self) -> int:
+        """Samples in the buffer: transitions, or sequences (recurrent)."""
+        n, t = self.rewards.shape
+        return n * (t // self.seq_len)
+
+    @property
+    def num_transitions(self) -> int:
+        """Transitions in the buffer, ``N * T``."""
+        return self.rewards.numel()
+
+    def minibatch(self, index: torch.Tensor | slice) -> RolloutSamples:
+        """The samples ``index`` selects, after :meth:`compute_returns_and_advantages`."""
+        s = self._samples
+
+        def pick(x: torch.Tensor) -> torch.Tensor:  # sequences [B, L, ...] -> [B * L, ...]
+            return x[index].flatten(0, 1) if self.recurrent else x[index]
+
+        return RolloutSamples(
+            obs=s["obs"][index],
+            states=tuple(x[:, index] for x in self._sample_states) if self.recurrent else None,
+            actions=pick(s["actions"]),
+            logp=pick(s["logp"]),
+            values=pick(s["values"]),
+            advantages=pick(s["advantages"]),
+            returns=pick(s["returns"]),
+        )
