@@ -18,7 +18,7 @@ from ..env import Env, EnvFactory, check_reset_output, check_specs, check_step_o
 from ..schedulers import EntropyScheduler, LRScheduler
 from .buffer import RolloutBuffer, RolloutSamples
 from .config import AlgorithmConfig, resolve_device
-from .ppo import STAT_KEYS, PPOLoss, ppo_loss
+from .ppo import LossStats, PPOLoss, ppo_loss
 
 
 @dataclass
@@ -207,7 +207,15 @@ class AlgorithmBase:
             normalize_advantages=cfg.normalize_advantages,
         )
         stats = self._sgd()
-        return self._finish_step(stats, t0)
+        self.state.updates += 1
+        self.state.buffered = False
+        self.lr_scheduler.step(self.state.env_steps)
+        self.entropy_scheduler.step(self.state.env_steps)
+        stats["coefficients/entropy"] = self.entropy_scheduler.coeff
+        stats["coefficients/vf"] = self.config.vf_coeff
+        stats["coefficients/lr"] = self.lr_scheduler.lr
+        stats["profiling/step_ms"] = (time.perf_counter() - t0) * 1e3
+        return stats
 
     def memory_stats(self) -> dict[str, float]:
         """CUDA memory in MiB (empty on CPU)."""
@@ -255,7 +263,8 @@ class AlgorithmBase:
         num_minibatches = math.ceil(num_samples / minibatch_size)
         shuffle = cfg.shuffle_minibatches and num_minibatches > 1
         accumulate = cfg.accumulate_grads
-        sums = torch.zeros(len(STAT_KEYS), device=self.device)
+        kl_limit = None if cfg.target_kl_div is None else 1.5 * cfg.target_kl_div
+        totals = LossStats(self.device)
         count = 0
         stopped_early = False
         self.optimizer.zero_grad(set_to_none=True)
@@ -263,7 +272,7 @@ class AlgorithmBase:
             order = torch.randperm(num_samples, device=self.device) if shuffle else None
             for b in range(num_minibatches):
                 lo, hi = b * minibatch_size, min(num_samples, (b + 1) * minibatch_size)
-                mb_stats = torch.zeros(len(STAT_KEYS), device=self.device)
+                mb_stats = LossStats(self.device)
                 for c_lo in range(lo, hi, chunk_size):
                     c_hi = min(hi, c_lo + chunk_size)
                     index = order[c_lo:c_hi] if order is not None else slice(c_lo, c_hi)
@@ -276,14 +285,15 @@ class AlgorithmBase:
                     weight = (c_hi - c_lo) / (hi - lo)
                     scale = (c_hi - c_lo) / num_samples if accumulate else weight
                     self.grad_scaler.scale(loss.total * scale).backward()
-                    mb_stats += loss.stats().float() * weight
-                sums += mb_stats
+                    mb_stats.add(loss, weight)
+                totals += mb_stats
                 count += 1
-                if cfg.target_kl_div is not None and float(mb_stats[4]) > 1.5 * cfg.target_kl_div:
-                    # KL early stopping: drop this minibatch's gradient and end the update.
+                # KL early stopping: drop this minibatch's gradient and end the update.
+                if kl_limit is not None and float(mb_stats["monitors/kl_div"]) > kl_limit:
                     self.optimizer.zero_grad(set_to_none=True)
                     stopped_early = True
                     break
+                # Clip the gradient norm and step (once per pass when accumulating).
                 if not accumulate or b == num_minibatches - 1:
                     self.grad_scaler.unscale_(self.optimizer)
                     nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
@@ -292,21 +302,9 @@ class AlgorithmBase:
                     self.optimizer.zero_grad(set_to_none=True)
             if stopped_early:
                 break
-        values = (sums / max(1, count)).tolist()
-        stats = dict(zip(STAT_KEYS, values))
+        stats = totals.mean(count)
         stats["monitors/stopped_early"] = float(stopped_early)
         stats["monitors/minibatches"] = float(count)
-        return stats
-
-    def _finish_step(self, stats: dict[str, float], t0: float) -> dict[str, float]:
-        self.state.updates += 1
-        self.state.buffered = False
-        self.lr_scheduler.step(self.state.env_steps)
-        self.entropy_scheduler.step(self.state.env_steps)
-        stats["coefficients/entropy"] = self.entropy_scheduler.coeff
-        stats["coefficients/vf"] = self.config.vf_coeff
-        stats["coefficients/lr"] = self.lr_scheduler.lr
-        stats["profiling/step_ms"] = (time.perf_counter() - t0) * 1e3
         return stats
 
     # -- state -------------------------------------------------------------------

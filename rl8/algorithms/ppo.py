@@ -17,6 +17,7 @@ from ..distributions import Distribution
 
 __all__ = [
     "STAT_KEYS",
+    "LossStats",
     "PPOLoss",
     "discounted_return_scale",
     "gae",
@@ -117,6 +118,32 @@ STAT_KEYS = (
     "monitors/kl_div",
     "monitors/clip_frac",
 )
+
+
+class LossStats:
+    """Weighted sums of :class:`PPOLoss` terms, read by name (a :data:`STAT_KEYS` entry).
+
+    The terms stay on the device as one tensor, so adding a loss costs one
+    kernel and no host sync; reading a term returns a 0-dim tensor.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.sums = torch.zeros(len(STAT_KEYS), device=device)
+
+    def add(self, loss: PPOLoss, weight: float) -> None:
+        """Add the terms of ``loss`` times ``weight``."""
+        self.sums += loss.stats().float() * weight
+
+    def __iadd__(self, other: LossStats) -> LossStats:
+        self.sums += other.sums
+        return self
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.sums[STAT_KEYS.index(name)]
+
+    def mean(self, count: int) -> dict[str, float]:
+        """The sums divided by ``count`` (at least 1), by name (one host sync)."""
+        return dict(zip(STAT_KEYS, (self.sums / max(1, count)).tolist()))
 
 
 def ppo_loss(
