@@ -91,6 +91,15 @@ class AlgorithmBase:
         )
         self.state = AlgorithmState()
 
+    def _new_buffer(self, **recurrent: Any) -> RolloutBuffer:
+        """A :class:`RolloutBuffer` for this env and config (``recurrent``:
+        its ``seq_len`` and ``state`` arguments)."""
+        cfg = self.config
+        obs_spec, act_spec = self.env.observation_spec, self.env.action_spec
+        return RolloutBuffer(
+            cfg.num_envs, cfg.horizon, obs_spec, act_spec, self.device, **recurrent
+        )
+
     # -- environment protocol checks (first collect only) ----------------------
     #: Whether a collect has checked the env's outputs (then it skips the checks).
     _env_checked: bool = False

@@ -116,10 +116,13 @@ class RolloutBuffer:
         next_obs: torch.Tensor,
         reward: torch.Tensor,
         terminated: torch.Tensor | None = None,
+        *,
         value: torch.Tensor | None = None,
     ) -> None:
-        """Store step ``t`` of every sub-environment (``value`` of the
-        observation the action was taken in, when the collector computes it)."""
+        """Store step ``t`` of every sub-environment: what ``env.step(action)``
+        returned (``terminated`` only from environments that end episodes)
+        and, when the collector computes it, the ``value`` of the observation
+        the action was taken in."""
         self.actions[:, t] = action
         self.logp[:, t] = logp
         if value is not None:

@@ -8,7 +8,6 @@ from ..env import EnvFactory
 from ..policies import Policy
 from ._base import AlgorithmBase
 from ._compat import resolve_config
-from .buffer import RolloutBuffer
 from .config import AlgorithmConfig
 
 __all__ = ["Algorithm"]
@@ -35,13 +34,7 @@ class Algorithm(AlgorithmBase):
     ) -> None:
         cfg = resolve_config(AlgorithmConfig, config, hyperparameters, "Algorithm")
         super().__init__(env_cls, cfg, Policy)
-        self.buffer = RolloutBuffer(
-            self.config.num_envs,
-            self.config.horizon,
-            self.env.observation_spec,
-            self.env.action_spec,
-            self.device,
-        )
+        self.buffer = self._new_buffer()
 
     def _rollout(self, *, reset: bool, deterministic: bool) -> None:
         buffer, env_step = self.buffer, self._env_step_fn()
@@ -49,7 +42,7 @@ class Algorithm(AlgorithmBase):
         for t in range(self.config.horizon):
             action, logp = self.policy.sample(obs, deterministic=deterministic)
             obs, reward, *terminated = env_step(action)
-            buffer.add(t, action, logp, obs, reward, terminated[0] if terminated else None)
+            buffer.add(t, action, logp, obs, reward, *terminated)
         self._compute_values()
 
     def _compute_values(self) -> None:

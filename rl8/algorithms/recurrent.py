@@ -17,7 +17,6 @@ from ..models import State
 from ..policies import RecurrentPolicy
 from ._base import AlgorithmBase
 from ._compat import resolve_config
-from .buffer import RolloutBuffer
 from .config import AlgorithmConfig, RecurrentAlgorithmConfig
 
 __all__ = ["RecurrentAlgorithm"]
@@ -54,15 +53,7 @@ class RecurrentAlgorithm(AlgorithmBase):
         )
         super().__init__(env_cls, cfg, RecurrentPolicy)
         self.recurrent_state: State = self.policy.model.init_state(cfg.num_envs, self.device)
-        self.buffer = RolloutBuffer(
-            cfg.num_envs,
-            cfg.horizon,
-            self.env.observation_spec,
-            self.env.action_spec,
-            self.device,
-            seq_len=cfg.seq_len,
-            state=self.recurrent_state,
-        )
+        self.buffer = self._new_buffer(seq_len=cfg.seq_len, state=self.recurrent_state)
         self._seq_count = 0
 
     def _rollout(self, *, reset: bool, deterministic: bool) -> None:
@@ -84,7 +75,7 @@ class RecurrentAlgorithm(AlgorithmBase):
             # update replays whole sequences from their stored start state
             # without resets, so collecting must not reset either.
             obs, reward, *terminated = env_step(action)
-            buffer.add(t, action, logp, obs, reward, terminated[0] if terminated else None, value)
+            buffer.add(t, action, logp, obs, reward, *terminated, value=value)
         # Bootstrap value of the last observation; its state update is
         # discarded (the next horizon processes that observation itself).
         _, last_value, _ = self.policy.model(obs.unsqueeze(1), state)
