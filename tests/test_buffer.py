@@ -41,27 +41,27 @@ def _buffer(rewards, values, nonterminal, **kwargs) -> RolloutBuffer:
 def test_gae_and_returns(gamma, gae_lambda, nonterminal, advantages) -> None:
     values = [1.0, 1.0, 0.5, 4.0]
     buffer = _buffer([[1.0, 2.0, 3.0]], [values], [nonterminal])
-    buffer.compute_returns_and_advantages(
+    samples = buffer.compute_returns_and_advantages(
         gamma, gae_lambda, normalize_rewards=False, normalize_advantages=False
     )
-    assert buffer.advantages.tolist() == [advantages]
-    assert buffer.returns.tolist() == [[a + v for a, v in zip(advantages, values)]]
+    assert samples.advantages.tolist() == advantages
+    assert samples.returns.tolist() == [a + v for a, v in zip(advantages, values)]
 
 
 def test_reward_scaling_uses_the_running_discounted_return() -> None:
     # Discounted returns with gamma 0.5, restarting after the terminal step 1:
     # 1, 0.5 * 1 + 2 = 2.5, then 3. The last one carries over to the next horizon.
     buffer = _buffer([[1.0, 2.0, 3.0]], [[0.0] * 4], [[1.0, 0.0, 1.0]])
-    buffer.compute_returns_and_advantages(
+    scaled = buffer.compute_returns_and_advantages(
         0.5, 1.0, normalize_rewards=True, normalize_advantages=False
     )
     scale = torch.tensor([1.0, 2.5, 3.0]).std()
     unscaled = _buffer([[1.0, 2.0, 3.0]], [[0.0] * 4], [[1.0, 0.0, 1.0]])
     unscaled.rewards /= scale
-    unscaled.compute_returns_and_advantages(
+    expected = unscaled.compute_returns_and_advantages(
         0.5, 1.0, normalize_rewards=False, normalize_advantages=False
     )
-    assert torch.equal(buffer.advantages, unscaled.advantages)
+    assert torch.equal(scaled.advantages, expected.advantages)
     assert buffer.running_return.tolist() == [3.0]
     # The next horizon continues from 3: 0.5 * 3 + 1 = 2.5, ...
     buffer.compute_returns_and_advantages(
@@ -78,10 +78,10 @@ def test_advantage_normalization() -> None:
     std = torch.tensor(1.8708287477)  # sqrt(17.5 / 5), the sample std of 1..6
     torch.testing.assert_close(normalize_advantages(x), (x - 3.5) / (std + 1e-8))
     buffer = _buffer([[1.0, 2.0, 3.0]], [[0.0] * 4], [[1.0, 1.0, 1.0]])
-    buffer.compute_returns_and_advantages(
+    samples = buffer.compute_returns_and_advantages(
         1.0, 0.0, normalize_rewards=False, normalize_advantages=True
     )
-    torch.testing.assert_close(buffer.advantages, torch.tensor([[-1.0, 0.0, 1.0]]))
+    torch.testing.assert_close(samples.advantages, torch.tensor([-1.0, 0.0, 1.0]))
 
 
 def test_add_and_start_carry_the_last_observation() -> None:
@@ -109,11 +109,11 @@ def test_recurrent_minibatches_are_whole_sequences_with_their_start_state() -> N
     buffer.logp.copy_(steps)
     for t in (0, 2):  # state [layers 1, envs 2, hidden 3]: 10 * env + t
         buffer.add_state(t, (torch.tensor([0.0, 10.0])[None, :, None].expand(1, 2, 3) + t,))
-    buffer.compute_returns_and_advantages(
+    samples = buffer.compute_returns_and_advantages(
         1.0, 1.0, normalize_rewards=False, normalize_advantages=False
     )
-    assert buffer.num_samples == 4
-    mb = buffer.minibatch(torch.tensor([1, 2]))
+    assert buffer.num_samples == len(samples) == 4
+    mb = samples.minibatch(torch.tensor([1, 2]))
     assert mb.obs[..., 0].tolist() == [[2.0, 3.0], [4.0, 5.0]]
     assert mb.logp.tolist() == [2.0, 3.0, 4.0, 5.0]  # flattened to transitions
     assert mb.states is not None
@@ -124,10 +124,11 @@ def test_recurrent_minibatches_are_whole_sequences_with_their_start_state() -> N
 def test_feedforward_minibatches_are_transitions() -> None:
     buffer = RolloutBuffer(2, 3, OBS, ACT, CPU)
     buffer.logp.copy_(torch.arange(6.0).reshape(2, 3))
-    buffer.compute_returns_and_advantages(
+    samples = buffer.compute_returns_and_advantages(
         1.0, 1.0, normalize_rewards=False, normalize_advantages=False
     )
-    mb = buffer.minibatch(slice(2, 5))
+    assert len(samples) == 6
+    mb = samples.minibatch(slice(2, 5))
     assert mb.states is None
     assert mb.logp.tolist() == [2.0, 3.0, 4.0]
     assert mb.obs.shape == (3, 1)

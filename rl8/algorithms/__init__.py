@@ -4,7 +4,7 @@ and recurrent PPO."""
 from typing import TYPE_CHECKING, Any
 
 from ._base import AlgorithmBase, AlgorithmState
-from .buffer import RolloutBuffer, RolloutSamples
+from .buffer import Minibatch, RolloutBuffer, RolloutSamples
 from .config import AlgorithmConfig, RecurrentAlgorithmConfig
 from .feedforward import Algorithm
 from .ppo import gae, ppo_loss
@@ -15,6 +15,7 @@ __all__ = [
     "AlgorithmBase",
     "AlgorithmConfig",
     "AlgorithmState",
+    "Minibatch",
     "RecurrentAlgorithm",
     "RecurrentAlgorithmConfig",
     "RolloutBuffer",

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..env import Env, EnvFactory, check_reset_output, check_specs, check_step_output, make_env
 from ..schedulers import EntropyScheduler, LRScheduler
-from .buffer import RolloutBuffer, RolloutSamples
+from .buffer import Minibatch, RolloutBuffer, RolloutSamples
 from .config import AlgorithmConfig, resolve_device
 from .ppo import LossStats, PPOLoss, ppo_loss
 
@@ -209,13 +209,13 @@ class AlgorithmBase:
         t0 = time.perf_counter()
         cfg = self.config
         self.state.env_steps += self.buffer.num_transitions
-        self.buffer.compute_returns_and_advantages(
+        samples = self.buffer.compute_returns_and_advantages(
             cfg.gamma,
             cfg.gae_lambda,
             normalize_rewards=cfg.normalize_rewards,
             normalize_advantages=cfg.normalize_advantages,
         )
-        stats = self._sgd()
+        stats = self._sgd(samples)
         self.state.updates += 1
         self.state.buffered = False
         self.lr_scheduler.step(self.state.env_steps)
@@ -236,7 +236,7 @@ class AlgorithmBase:
         }
 
     # -- the update loop --------------------------------------------------------
-    def _loss(self, mb: RolloutSamples) -> PPOLoss:
+    def _loss(self, mb: Minibatch) -> PPOLoss:
         """The PPO loss of the samples ``mb`` under the current policy."""
         dist, values = self.policy.evaluate(mb.obs, mb.states)
         return ppo_loss(
@@ -254,8 +254,8 @@ class AlgorithmBase:
             entropy_coeff=self.entropy_scheduler.coeff,
         )
 
-    def _sgd(self) -> dict[str, float]:
-        """``num_sgd_iters`` passes (epochs) of minibatch SGD over the buffer.
+    def _sgd(self, samples: RolloutSamples) -> dict[str, float]:
+        """``num_sgd_iters`` passes (epochs) of minibatch SGD over ``samples``.
 
         Minibatches larger than ``update_chunk_size`` transitions are pushed
         through the model in chunks whose gradients add up to the minibatch's.
@@ -263,12 +263,12 @@ class AlgorithmBase:
         sync is the final one, plus one per minibatch when ``target_kl_div``
         is set.
         """
-        cfg, buffer = self.config, self.buffer
+        cfg, seq_len = self.config, self.buffer.seq_len
         params = [p for p in self.policy.model.parameters() if p.requires_grad]
         # A sample is a transition, or a sequence of seq_len transitions (recurrent).
-        num_samples = buffer.num_samples
-        minibatch_size = cfg.minibatch_size // buffer.seq_len
-        chunk_size = max(1, cfg.update_chunk_size // buffer.seq_len)
+        num_samples = len(samples)
+        minibatch_size = cfg.minibatch_size // seq_len
+        chunk_size = max(1, cfg.update_chunk_size // seq_len)
         num_minibatches = math.ceil(num_samples / minibatch_size)
         shuffle = cfg.shuffle_minibatches and num_minibatches > 1
         accumulate = cfg.accumulate_grads
@@ -286,7 +286,7 @@ class AlgorithmBase:
                     c_hi = min(hi, c_lo + chunk_size)
                     index = order[c_lo:c_hi] if order is not None else slice(c_lo, c_hi)
                     with self._autocast():
-                        loss = self._loss(buffer.minibatch(index))
+                        loss = self._loss(samples.minibatch(index))
                     # The loss is a mean over the chunk. Weighted by the chunk's share
                     # of the minibatch, the gradients add up to the minibatch mean's;
                     # accumulated over a pass, by its share of the whole buffer (the

@@ -1,10 +1,10 @@
 """The rollout buffer: one horizon of transitions and what PPO derives from it.
 
-:class:`RolloutBuffer` owns the storage both algorithms collect into, the
-running discounted return used for reward scaling, the advantages and returns
-(reward scaling, GAE, advantage normalization, from :mod:`.ppo`), and the
-samples the update draws minibatches from. The algorithms own collection and
-the update only.
+:class:`RolloutBuffer` owns the storage both algorithms collect into and the
+running discounted return used for reward scaling, and computes the
+advantages and returns (reward scaling, GAE, advantage normalization, from
+:mod:`.ppo`) into :class:`RolloutSamples`, which the update draws
+minibatches from. The algorithms own collection and the update only.
 
 A sample is a transition (feedforward) or a whole sequence of ``seq_len``
 transitions together with the recurrent state at its start (recurrent PPO,
@@ -21,11 +21,11 @@ from ..models import State
 from ..specs import Spec
 from . import ppo
 
-__all__ = ["RolloutBuffer", "RolloutSamples"]
+__all__ = ["Minibatch", "RolloutBuffer", "RolloutSamples"]
 
 
 @dataclass
-class RolloutSamples:
+class Minibatch:
     """The samples of one minibatch (or of a chunk of one).
 
     ``obs`` keeps the sample layout the model takes: ``[B, *obs_shape]``, or
@@ -42,6 +42,45 @@ class RolloutSamples:
     values: torch.Tensor
     advantages: torch.Tensor
     returns: torch.Tensor
+
+
+@dataclass
+class RolloutSamples:
+    """Every sample of a buffer with its advantage and return, for one update.
+
+    Transitions ``[N * T, ...]``, or sequences ``[N * S, seq_len, ...]`` with
+    their start ``states`` (``[layers, N * S, H]`` each; ``None`` for
+    feedforward), both env-major.
+    """
+
+    obs: torch.Tensor
+    states: State | None
+    actions: torch.Tensor
+    logp: torch.Tensor
+    values: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.obs.shape[0]
+
+    def minibatch(self, index: torch.Tensor | slice) -> Minibatch:
+        """The samples ``index`` selects, sequences flattened to transitions
+        (but for ``obs``)."""
+        recurrent = self.states is not None
+
+        def pick(x: torch.Tensor) -> torch.Tensor:  # sequences [B, L, ...] -> [B * L, ...]
+            return x[index].flatten(0, 1) if recurrent else x[index]
+
+        return Minibatch(
+            obs=self.obs[index],
+            states=tuple(s[:, index] for s in self.states) if self.states is not None else None,
+            actions=pick(self.actions),
+            logp=pick(self.logp),
+            values=pick(self.values),
+            advantages=pick(self.advantages),
+            returns=pick(self.returns),
+        )
 
 
 class RolloutBuffer:
@@ -92,10 +131,6 @@ class RolloutBuffer:
         ]
         #: Discounted return carried over between horizons (reward scaling).
         self.running_return = torch.zeros(n, device=dev)
-        self.advantages = torch.zeros(n, t, device=dev)
-        self.returns = torch.zeros(n, t, device=dev)
-        self._samples: dict[str, torch.Tensor] = {}
-        self._sample_states: State = ()
 
     # -- collection -----------------------------------------------------------------
     def start(self, first_obs: torch.Tensor | None) -> None:
@@ -171,40 +206,41 @@ class RolloutBuffer:
         *,
         normalize_rewards: bool,
         normalize_advantages: bool,
-    ) -> None:
+    ) -> RolloutSamples:
         """Reward scaling, GAE and advantage normalization over the whole
-        buffer (the math is in :mod:`.ppo`); then the samples :meth:`minibatch`
-        draws from."""
+        buffer (the math is in :mod:`.ppo`), returned with every sample. The
+        buffer keeps only the running discounted return, so the samples'
+        memory is freed with the update that uses them."""
         rewards = self.rewards
         if normalize_rewards:
             scale, self.running_return = ppo.discounted_return_scale(
                 rewards, self.running_return, gamma, self.nonterminal
             )
             rewards = rewards / scale
-        advantages, self.returns = ppo.gae(
-            rewards, self.values, gamma, gae_lambda, self.nonterminal
-        )
+        advantages, returns = ppo.gae(rewards, self.values, gamma, gae_lambda, self.nonterminal)
         if normalize_advantages:
             advantages = ppo.normalize_advantages(advantages)
-        self.advantages = advantages
 
         # [N, T, ...] -> transitions [N * T, ...] or sequences [N * S, L, ...], env-major.
         num_samples, seq = self.num_samples, ((self.seq_len,) if self.recurrent else ())
-        self._samples = {
-            name: x.reshape(num_samples, *seq, *x.shape[2:])
-            for name, x in (
-                ("obs", self.obs[:, :-1]),
-                ("actions", self.actions),
-                ("logp", self.logp),
-                ("values", self.values[:, :-1]),
-                ("advantages", self.advantages),
-                ("returns", self.returns),
+
+        def samples(x: torch.Tensor) -> torch.Tensor:
+            return x.reshape(num_samples, *seq, *x.shape[2:])
+
+        return RolloutSamples(
+            obs=samples(self.obs[:, :-1]),
+            # [S, layers, N, H] -> [layers, N * S, H], matching the sequence order.
+            states=tuple(
+                s.permute(1, 2, 0, 3).reshape(s.shape[1], num_samples, s.shape[3])
+                for s in self.seq_states
             )
-        }
-        # [S, layers, N, H] -> [layers, N * S, H], matching the sequence order.
-        self._sample_states = tuple(
-            s.permute(1, 2, 0, 3).reshape(s.shape[1], num_samples, s.shape[3])
-            for s in self.seq_states
+            if self.recurrent
+            else None,
+            actions=samples(self.actions),
+            logp=samples(self.logp),
+            values=samples(self.values[:, :-1]),
+            advantages=samples(advantages),
+            returns=samples(returns),
         )
 
     @property
@@ -217,20 +253,3 @@ class RolloutBuffer:
     def num_transitions(self) -> int:
         """Transitions in the buffer, ``N * T``."""
         return self.rewards.numel()
-
-    def minibatch(self, index: torch.Tensor | slice) -> RolloutSamples:
-        """The samples ``index`` selects, after :meth:`compute_returns_and_advantages`."""
-        s = self._samples
-
-        def pick(x: torch.Tensor) -> torch.Tensor:  # sequences [B, L, ...] -> [B * L, ...]
-            return x[index].flatten(0, 1) if self.recurrent else x[index]
-
-        return RolloutSamples(
-            obs=s["obs"][index],
-            states=tuple(x[:, index] for x in self._sample_states) if self.recurrent else None,
-            actions=pick(s["actions"]),
-            logp=pick(s["logp"]),
-            values=pick(s["values"]),
-            advantages=pick(s["advantages"]),
-            returns=pick(s["returns"]),
-        )
