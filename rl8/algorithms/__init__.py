@@ -1,8 +1,10 @@
-"""The PPO core: hyperparameters, the PPO math, feedforward and recurrent PPO."""
+"""The PPO core: hyperparameters, the PPO math, the rollout buffer, feedforward
+and recurrent PPO."""
 
 from typing import TYPE_CHECKING, Any
 
 from ._base import AlgorithmBase, AlgorithmState
+from .buffer import Minibatch, RolloutBuffer, RolloutSamples
 from .config import AlgorithmConfig, RecurrentAlgorithmConfig
 from .feedforward import Algorithm
 from .ppo import gae, ppo_loss
@@ -13,8 +15,11 @@ __all__ = [
     "AlgorithmBase",
     "AlgorithmConfig",
     "AlgorithmState",
+    "Minibatch",
     "RecurrentAlgorithm",
     "RecurrentAlgorithmConfig",
+    "RolloutBuffer",
+    "RolloutSamples",
     "gae",
     "ppo_loss",
 ]

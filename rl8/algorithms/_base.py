@@ -1,4 +1,5 @@
-"""What both PPO algorithms share: construction, the SGD loop, state."""
+"""What both PPO algorithms share: construction, collect and step around
+the rollout buffer, the SGD loop, state."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from torch import nn
 
 from ..env import Env, EnvFactory, check_reset_output, check_specs, check_step_output, make_env
 from ..schedulers import EntropyScheduler, LRScheduler
+from .buffer import Minibatch, RolloutBuffer, RolloutSamples
 from .config import AlgorithmConfig, resolve_device
-from .ppo import STAT_KEYS, PPOLoss
+from .ppo import LossStats, PPOLoss, ppo_loss
 
 
 @dataclass
@@ -34,11 +36,16 @@ class AlgorithmState:
 
 
 class AlgorithmBase:
-    """Builds the env, policy, optimizer and schedulers from a validated config."""
+    """Builds the env, policy, optimizer and schedulers from a validated config,
+    and runs PPO around a :class:`~rl8.algorithms.buffer.RolloutBuffer`:
+    :meth:`collect` fills it (the subclass's :meth:`_rollout` steps the
+    environment), :meth:`step` computes its advantages and updates the policy.
+    """
 
     config: AlgorithmConfig
     env: Env
     policy: Any
+    buffer: RolloutBuffer
 
     def __init__(self, env_cls: EnvFactory, config: AlgorithmConfig, policy_cls: type) -> None:
         self.config = config.validate()
@@ -83,7 +90,15 @@ class AlgorithmBase:
             self.device.type, enabled=config.enable_amp and self.device.type == "cuda"
         )
         self.state = AlgorithmState()
-        self._running_return = torch.zeros(config.num_envs, device=self.device)
+
+    def _new_buffer(self, **recurrent: Any) -> RolloutBuffer:
+        """A :class:`RolloutBuffer` for this env and config (``recurrent``:
+        its ``seq_len`` and ``state`` arguments)."""
+        cfg = self.config
+        obs_spec, act_spec = self.env.observation_spec, self.env.action_spec
+        return RolloutBuffer(
+            cfg.num_envs, cfg.horizon, obs_spec, act_spec, self.device, **recurrent
+        )
 
     # -- environment protocol checks (first collect only) ----------------------
     #: Whether a collect has checked the env's outputs (then it skips the checks).
@@ -146,15 +161,70 @@ class AlgorithmBase:
         applies its ``env_config``)."""
         return self._force_reset or self._needs_env_reset()
 
+    @torch.no_grad()
     def collect(
         self, *, env_config: Mapping[str, Any] | None = None, deterministic: bool = False
     ) -> dict[str, float]:
-        """Collect one horizon from every sub-environment (see subclasses)."""
+        """Step every sub-environment ``horizon`` times with the current policy
+        into the buffer.
+
+        The environment is reset (with ``env_config``) on the first call and
+        every ``horizons_per_env_reset`` horizons; otherwise it continues from
+        the last observation. ``env_config`` is ignored between resets.
+
+        Returns:
+            Collect stats: ``returns/*`` (per-sub-env sum over the horizon),
+            ``rewards/*``, ``env/steps``, ``env/resets``, ``profiling/collect_ms``.
+        """
+        t0 = time.perf_counter()
+        reset = self.env_reset_due
+        self.buffer.start(self._env_reset(env_config) if reset else None)
+        self._force_reset = False
+        self._rollout(reset=reset, deterministic=deterministic)
+        self._env_checked = True
+        self.state.horizons += 1
+        self.state.buffered = True
+        stats = self.buffer.stats()
+        stats["env/steps"] = float(self.buffer.num_transitions)
+        stats["env/resets"] = float(self.config.num_envs if reset else 0)
+        stats["profiling/collect_ms"] = (time.perf_counter() - t0) * 1e3
+        return stats
+
+    def _rollout(self, *, reset: bool, deterministic: bool) -> None:
+        """Fill the buffer with one horizon, from the observation
+        :meth:`collect` stored at step 0 (``reset``: just after an environment
+        reset)."""
         raise NotImplementedError
 
     def step(self) -> dict[str, float]:
-        """Update the policy once with the collected buffer (see subclasses)."""
-        raise NotImplementedError
+        """Update the policy with the collected buffer: reward scaling, GAE and
+        advantage normalization, then ``num_sgd_iters`` passes of minibatch SGD
+        on the PPO loss.
+
+        Raises:
+            RuntimeError: When called without a new :meth:`collect`.
+        """
+        if not self.state.buffered:
+            raise RuntimeError(f"{type(self).__name__}.step() needs a new collect() first.")
+        t0 = time.perf_counter()
+        cfg = self.config
+        self.state.env_steps += self.buffer.num_transitions
+        samples = self.buffer.compute_returns_and_advantages(
+            cfg.gamma,
+            cfg.gae_lambda,
+            normalize_rewards=cfg.normalize_rewards,
+            normalize_advantages=cfg.normalize_advantages,
+        )
+        stats = self._sgd(samples)
+        self.state.updates += 1
+        self.state.buffered = False
+        self.lr_scheduler.step(self.state.env_steps)
+        self.entropy_scheduler.step(self.state.env_steps)
+        stats["coefficients/entropy"] = self.entropy_scheduler.coeff
+        stats["coefficients/vf"] = self.config.vf_coeff
+        stats["coefficients/lr"] = self.lr_scheduler.lr
+        stats["profiling/step_ms"] = (time.perf_counter() - t0) * 1e3
+        return stats
 
     def memory_stats(self) -> dict[str, float]:
         """CUDA memory in MiB (empty on CPU)."""
@@ -166,56 +236,73 @@ class AlgorithmBase:
         }
 
     # -- the update loop --------------------------------------------------------
-    def _sgd(
-        self,
-        num_samples: int,
-        minibatch: int,
-        chunk: int,
-        loss_fn: Callable[[torch.Tensor | slice], PPOLoss],
-    ) -> dict[str, float]:
-        """Run ``num_sgd_iters`` passes of minibatch SGD over ``num_samples``.
+    def _loss(self, mb: Minibatch) -> PPOLoss:
+        """The PPO loss of the samples ``mb`` under the current policy."""
+        dist, values = self.policy.evaluate(mb.obs, mb.states)
+        return ppo_loss(
+            dist,
+            values.float(),
+            actions=mb.actions,
+            old_logp=mb.logp,
+            old_values=mb.values,
+            advantages=mb.advantages,
+            returns=mb.returns,
+            clip_param=self.config.clip_param,
+            dual_clip_param=self.config.dual_clip_param,
+            vf_clip_param=self.config.vf_clip_param,
+            vf_coeff=self.config.vf_coeff,
+            entropy_coeff=self.entropy_scheduler.coeff,
+        )
 
-        ``loss_fn(index)`` computes the loss of the samples ``index`` selects.
-        Minibatches larger than ``chunk`` samples are split into chunks whose
-        gradients add up to the minibatch's. Returns averaged loss stats; the
-        only host/device sync is the final one (plus one per minibatch when
-        ``target_kl_div`` is set).
+    def _sgd(self, samples: RolloutSamples) -> dict[str, float]:
+        """``num_sgd_iters`` passes (epochs) of minibatch SGD over ``samples``.
+
+        Minibatches larger than ``update_chunk_size`` transitions are pushed
+        through the model in chunks whose gradients add up to the minibatch's.
+        Returns the loss stats averaged over minibatches. The only host/device
+        sync is the final one, plus one per minibatch when ``target_kl_div``
+        is set.
         """
-        cfg = self.config
-        model: nn.Module = self.policy.model
-        params = [p for p in model.parameters() if p.requires_grad]
-        num_minibatches = math.ceil(num_samples / minibatch)
+        cfg, seq_len = self.config, self.buffer.seq_len
+        params = [p for p in self.policy.model.parameters() if p.requires_grad]
+        # A sample is a transition, or a sequence of seq_len transitions (recurrent).
+        num_samples = len(samples)
+        minibatch_size = cfg.minibatch_size // seq_len
+        chunk_size = max(1, cfg.update_chunk_size // seq_len)
+        num_minibatches = math.ceil(num_samples / minibatch_size)
         shuffle = cfg.shuffle_minibatches and num_minibatches > 1
         accumulate = cfg.accumulate_grads
-        sums = torch.zeros(len(STAT_KEYS), device=self.device)
+        kl_limit = None if cfg.target_kl_div is None else 1.5 * cfg.target_kl_div
+        totals = LossStats(self.device)
         count = 0
         stopped_early = False
         self.optimizer.zero_grad(set_to_none=True)
-        for _ in range(cfg.num_sgd_iters):
+        for _epoch in range(cfg.num_sgd_iters):
             order = torch.randperm(num_samples, device=self.device) if shuffle else None
             for b in range(num_minibatches):
-                lo, hi = b * minibatch, min(num_samples, (b + 1) * minibatch)
-                mb_stats = torch.zeros(len(STAT_KEYS), device=self.device)
-                for c_lo in range(lo, hi, chunk):
-                    c_hi = min(hi, c_lo + chunk)
+                lo, hi = b * minibatch_size, min(num_samples, (b + 1) * minibatch_size)
+                mb_stats = LossStats(self.device)
+                for c_lo in range(lo, hi, chunk_size):
+                    c_hi = min(hi, c_lo + chunk_size)
                     index = order[c_lo:c_hi] if order is not None else slice(c_lo, c_hi)
-                    weight = (c_hi - c_lo) / (hi - lo)
                     with self._autocast():
-                        loss = loss_fn(index)
+                        loss = self._loss(samples.minibatch(index))
                     # The loss is a mean over the chunk. Weighted by the chunk's share
                     # of the minibatch, the gradients add up to the minibatch mean's;
                     # accumulated over a pass, by its share of the whole buffer (the
                     # last minibatch may be smaller than the others).
+                    weight = (c_hi - c_lo) / (hi - lo)
                     scale = (c_hi - c_lo) / num_samples if accumulate else weight
                     self.grad_scaler.scale(loss.total * scale).backward()
-                    mb_stats += loss.stats().float() * weight
-                sums += mb_stats
+                    mb_stats.add(loss, weight)
+                totals += mb_stats
                 count += 1
-                if cfg.target_kl_div is not None and float(mb_stats[4]) > 1.5 * cfg.target_kl_div:
-                    # KL early stopping: drop this minibatch's gradient and end the update.
+                # KL early stopping: drop this minibatch's gradient and end the update.
+                if kl_limit is not None and float(mb_stats["monitors/kl_div"]) > kl_limit:
                     self.optimizer.zero_grad(set_to_none=True)
                     stopped_early = True
                     break
+                # Clip the gradient norm and step (once per pass when accumulating).
                 if not accumulate or b == num_minibatches - 1:
                     self.grad_scaler.unscale_(self.optimizer)
                     nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
@@ -224,46 +311,10 @@ class AlgorithmBase:
                     self.optimizer.zero_grad(set_to_none=True)
             if stopped_early:
                 break
-        values = (sums / max(1, count)).tolist()
-        stats = dict(zip(STAT_KEYS, values))
+        stats = totals.mean(count)
         stats["monitors/stopped_early"] = float(stopped_early)
         stats["monitors/minibatches"] = float(count)
         return stats
-
-    def _finish_step(self, stats: dict[str, float], t0: float) -> dict[str, float]:
-        self.state.updates += 1
-        self.state.buffered = False
-        self.lr_scheduler.step(self.state.env_steps)
-        self.entropy_scheduler.step(self.state.env_steps)
-        stats["coefficients/entropy"] = self.entropy_scheduler.coeff
-        stats["coefficients/vf"] = self.config.vf_coeff
-        stats["coefficients/lr"] = self.lr_scheduler.lr
-        stats["profiling/step_ms"] = (time.perf_counter() - t0) * 1e3
-        return stats
-
-    @staticmethod
-    def _collect_stats(rewards: torch.Tensor) -> dict[str, float]:
-        """Summary stats of ``rewards`` ``[N, T]`` with a single host sync."""
-        returns = rewards.sum(1)
-        r_std, r_mean = torch.std_mean(returns)
-        w_std, w_mean = torch.std_mean(rewards)
-        values = torch.stack(
-            [
-                returns.min(),
-                returns.max(),
-                r_mean,
-                r_std,
-                rewards.min(),
-                rewards.max(),
-                w_mean,
-                w_std,
-            ]
-        ).tolist()
-        keys = (
-            "returns/min", "returns/max", "returns/mean", "returns/std",
-            "rewards/min", "rewards/max", "rewards/mean", "rewards/std",
-        )  # fmt: skip
-        return dict(zip(keys, values))
 
     # -- state -------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -278,6 +329,7 @@ class AlgorithmBase:
                 "env_steps": self.state.env_steps,
             },
             "entropy_coeff": self.entropy_scheduler.coeff,
+            "running_return": self.buffer.running_return.cpu(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -294,6 +346,7 @@ class AlgorithmBase:
             horizons=int(s["horizons"]), updates=int(s["updates"]), env_steps=int(s["env_steps"])
         )
         self.entropy_scheduler.coeff = float(state["entropy_coeff"])
+        self.buffer.running_return.copy_(state["running_return"])
         self.lr_scheduler.step(self.state.env_steps)
         self.entropy_scheduler.step(self.state.env_steps)
         self._force_reset = True

@@ -1,8 +1,10 @@
-"""The PPO math, top to bottom: reward scaling, GAE, and the loss.
+"""The PPO math, top to bottom: reward scaling, GAE, advantage
+normalization, and the loss with its stats.
 
 Everything PPO computes from a collected buffer lives here, each trick a few
-lines with its name. Shapes: ``N`` sub-environments, ``T`` horizon, ``B``
-samples in a minibatch.
+lines with its name; :class:`~rl8.algorithms.buffer.RolloutBuffer` applies the
+first three to its storage, the update loop (``AlgorithmBase._sgd``) the loss.
+Shapes: ``N`` sub-environments, ``T`` horizon, ``B`` samples in a minibatch.
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ import torch
 
 from ..distributions import Distribution
 
-__all__ = ["PPOLoss", "discounted_return_scale", "gae", "ppo_loss"]
+__all__ = [
+    "STAT_KEYS",
+    "LossStats",
+    "PPOLoss",
+    "discounted_return_scale",
+    "gae",
+    "normalize_advantages",
+    "ppo_loss",
+]
 
 
 def discounted_return_scale(
@@ -75,6 +85,12 @@ def gae(
     return advantages, advantages + values[:, :-1]
 
 
+def normalize_advantages(advantages: torch.Tensor) -> torch.Tensor:
+    """Advantage normalization: zero mean, unit standard deviation."""
+    std, mean = torch.std_mean(advantages)
+    return (advantages - mean) / (std + 1e-8)
+
+
 @dataclass
 class PPOLoss:
     """The loss terms of one minibatch (0-dim tensors)."""
@@ -102,6 +118,32 @@ STAT_KEYS = (
     "monitors/kl_div",
     "monitors/clip_frac",
 )
+
+
+class LossStats:
+    """Weighted sums of :class:`PPOLoss` terms, read by name (a :data:`STAT_KEYS` entry).
+
+    The terms stay on the device as one tensor, so adding a loss costs one
+    kernel and no host sync; reading a term returns a 0-dim tensor.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.sums = torch.zeros(len(STAT_KEYS), device=device)
+
+    def add(self, loss: PPOLoss, weight: float) -> None:
+        """Add the terms of ``loss`` times ``weight``."""
+        self.sums += loss.stats().float() * weight
+
+    def __iadd__(self, other: LossStats) -> LossStats:
+        self.sums += other.sums
+        return self
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.sums[STAT_KEYS.index(name)]
+
+    def mean(self, count: int) -> dict[str, float]:
+        """The sums divided by ``count`` (at least 1), by name (one host sync)."""
+        return dict(zip(STAT_KEYS, (self.sums / max(1, count)).tolist()))
 
 
 def ppo_loss(

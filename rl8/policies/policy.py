@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast, overload
 
 import torch
 
@@ -14,67 +14,28 @@ from ..specs import Spec
 __all__ = ["Policy", "RecurrentPolicy"]
 
 
-def _build_model(
-    default_cls: type,
-    model_cls: Any,
-    observation_spec: Spec,
-    action_spec: Spec,
-    model_config: Mapping[str, Any] | None,
-    distribution_cls: type[Distribution],
-) -> Any:
-    model_cls = model_cls or default_cls
-    config = dict(model_config or {})
-    if isinstance(model_cls, type) and issubclass(model_cls, MLPModel | LSTMModel):
-        config.setdefault("distribution_cls", distribution_cls)
-    return model_cls(observation_spec, action_spec, **config)
-
-
 class Policy:
-    """A feedforward model and its action distribution.
+    """A model and its action distribution.
+
+    The model is feedforward (:class:`~rl8.models.Model`: observations
+    ``[B, ...]`` to features and values) or recurrent
+    (:class:`~rl8.models.RecurrentModel`: sequences ``[B, T, ...]`` and a
+    state); with a recurrent model, pass its state to :meth:`sample` and
+    :meth:`evaluate`. :class:`RecurrentPolicy` is this class with an LSTM by
+    default.
 
     Args:
         observation_spec: The environment's observation spec.
         action_spec: The environment's action spec.
-        model_cls: Model factory; default :class:`~rl8.models.MLPModel`.
+        model_cls: Model factory; default :attr:`default_model_cls`.
         model_config: Keyword arguments for ``model_cls``.
         distribution_cls: Action distribution; default from the action spec.
         device: Device of the model's parameters.
     """
 
-    def __init__(
-        self,
-        observation_spec: Spec,
-        action_spec: Spec,
-        /,
-        *,
-        model_cls: Any = None,
-        model_config: Mapping[str, Any] | None = None,
-        distribution_cls: type[Distribution] | None = None,
-        device: torch.device | str = "cpu",
-    ) -> None:
-        self.observation_spec = observation_spec
-        self.action_spec = action_spec
-        self.distribution_cls = distribution_cls or default_distribution_cls(action_spec)
-        self.model: Model = _build_model(
-            MLPModel, model_cls, observation_spec, action_spec, model_config, self.distribution_cls
-        ).to(device)
-
-    def dist(self, features: torch.Tensor) -> Distribution:
-        """The action distribution for ``features``."""
-        return self.distribution_cls(features, self.action_spec)
-
-    @torch.no_grad()
-    def sample(
-        self, obs: torch.Tensor, *, deterministic: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Actions and their log-probabilities ``[B]`` for observations ``obs``."""
-        dist = self.dist(self.model.policy(obs))
-        actions = dist.deterministic_sample() if deterministic else dist.sample()
-        return actions, dist.logp(actions)
-
-
-class RecurrentPolicy:
-    """A recurrent model and its action distribution (see :class:`Policy`)."""
+    #: The model class used when ``model_cls`` is not given.
+    default_model_cls: type = MLPModel
+    model: Model | RecurrentModel
 
     def __init__(
         self,
@@ -90,20 +51,60 @@ class RecurrentPolicy:
         self.observation_spec = observation_spec
         self.action_spec = action_spec
         self.distribution_cls = distribution_cls or default_distribution_cls(action_spec)
-        self.model: RecurrentModel = _build_model(
-            LSTMModel, model_cls, observation_spec, action_spec, model_config, self.distribution_cls
-        ).to(device)
+        model_cls = model_cls or self.default_model_cls
+        config = dict(model_config or {})
+        if isinstance(model_cls, type) and issubclass(model_cls, MLPModel | LSTMModel):
+            config.setdefault("distribution_cls", self.distribution_cls)
+        self.model = model_cls(observation_spec, action_spec, **config).to(device)
 
     def dist(self, features: torch.Tensor) -> Distribution:
         """The action distribution for ``features`` ``[B, F]``."""
         return self.distribution_cls(features, self.action_spec)
 
-    @torch.no_grad()
+    def _act(
+        self, features: torch.Tensor, deterministic: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        dist = self.dist(features)
+        actions = dist.deterministic_sample() if deterministic else dist.sample()
+        return actions, dist.logp(actions)
+
+    @overload
+    def sample(
+        self, obs: torch.Tensor, state: None = None, *, deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+    @overload
     def sample(
         self, obs: torch.Tensor, state: State, *, deterministic: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, State]:
-        """One step: actions, log-probabilities ``[B]``, values ``[B]`` and the next state."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, State]: ...
+    @torch.no_grad()
+    def sample(
+        self, obs: torch.Tensor, state: State | None = None, *, deterministic: bool = False
+    ) -> tuple[Any, ...]:
+        """Actions and their log-probabilities ``[B]`` for observations ``obs``
+        ``[B, ...]``. With a recurrent model's ``state``, one step: also the
+        values ``[B]`` and the next state."""
+        if state is None:
+            return self._act(cast(Model, self.model).policy(obs), deterministic)
         features, values, state = self.model(obs.unsqueeze(1), state)
-        dist = self.dist(features[:, 0])
-        actions = dist.deterministic_sample() if deterministic else dist.sample()
-        return actions, dist.logp(actions), values[:, 0], state
+        return (*self._act(features[:, 0], deterministic), values[:, 0], state)
+
+    def evaluate(
+        self, obs: torch.Tensor, state: State | None = None
+    ) -> tuple[Distribution, torch.Tensor]:
+        """The action distribution and values ``[B]`` of observations ``obs``
+        ``[B, ...]`` (with gradients, for the update). With a recurrent model's
+        ``state``, of sequences ``obs`` ``[B, L, ...]`` replayed from it, both
+        flattened to ``B * L`` transitions."""
+        if state is None:
+            features, values = self.model(obs)
+            return self.dist(features), values
+        features, values, _ = self.model(obs, state)
+        return self.dist(features.flatten(0, 1)), values.flatten(0, 1)
+
+
+class RecurrentPolicy(Policy):
+    """A :class:`Policy` with a recurrent model, :class:`~rl8.models.LSTMModel`
+    by default."""
+
+    default_model_cls = LSTMModel
+    model: RecurrentModel
