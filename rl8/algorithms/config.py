@@ -89,7 +89,7 @@ class AlgorithmConfig:
     gamma: float = 0.99
     #: GAE lambda in [0, 1]. Default 0.95.
     gae_lambda: float = 0.95
-    #: Normalize advantages over each minibatch. Default true.
+    #: Normalize advantages over the whole buffer (mean 0, std 1). Default true.
     normalize_advantages: bool = True
     #: Scale rewards by a running std of discounted returns. Default true.
     normalize_rewards: bool = True
