@@ -106,7 +106,8 @@ def main() -> None:
             print(f"round {i + 1}/{a.rounds} done", file=sys.stderr)
 
     base = statistics.median(rows["import torch"])
-    print(f"{a.rounds} rounds, {os.cpu_count()} CPUs, {a.python}")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"{a.rounds} rounds, {os.cpu_count()} CPUs (load average {load}), {a.python}")
     print(f"{'seconds':36} {'min':>6} {'median':>7} {'max':>6} {'/torch':>7}")
     for name, xs in rows.items():
         med = statistics.median(xs)
