@@ -21,11 +21,25 @@ from ..models import State
 from ..specs import Spec
 from . import ppo
 
-__all__ = ["Minibatch", "RolloutBuffer", "RolloutSamples"]
+__all__ = ["Minibatch", "RolloutBuffer", "RolloutSamples", "Samples"]
 
 
 @dataclass
-class Minibatch:
+class Samples:
+    """PPO samples: observations, recurrent start states, actions, their
+    log-probabilities and values when collected, advantages and returns."""
+
+    obs: torch.Tensor
+    states: State | None
+    actions: torch.Tensor
+    logp: torch.Tensor
+    values: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+
+
+@dataclass
+class Minibatch(Samples):
     """The samples of one minibatch (or of a chunk of one).
 
     ``obs`` keeps the sample layout the model takes: ``[B, *obs_shape]``, or
@@ -35,31 +49,15 @@ class Minibatch:
     action shape).
     """
 
-    obs: torch.Tensor
-    states: State | None
-    actions: torch.Tensor
-    logp: torch.Tensor
-    values: torch.Tensor
-    advantages: torch.Tensor
-    returns: torch.Tensor
-
 
 @dataclass
-class RolloutSamples:
+class RolloutSamples(Samples):
     """Every sample of a buffer with its advantage and return, for one update.
 
     Transitions ``[N * T, ...]``, or sequences ``[N * S, seq_len, ...]`` with
     their start ``states`` (``[layers, N * S, H]`` each; ``None`` for
     feedforward), both env-major.
     """
-
-    obs: torch.Tensor
-    states: State | None
-    actions: torch.Tensor
-    logp: torch.Tensor
-    values: torch.Tensor
-    advantages: torch.Tensor
-    returns: torch.Tensor
 
     def __len__(self) -> int:
         return self.obs.shape[0]
