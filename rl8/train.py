@@ -310,9 +310,8 @@ def run(
         tracker = _open_tracker(cfg, job, ckpt.get("mlflow_run_id") if ckpt else None)
         try:
             if tracker is not None:
-                trainer.tracker = tracker
+                trainer.attach(tracker, log_params=ckpt is None)
                 if ckpt is None:
-                    tracker.log_params(trainer.algorithm.params)
                     _log_config(tracker, cfg, job)
         except BaseException:
             close_tracker(tracker, "FAILED")

@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 from ..algorithms import Algorithm, AlgorithmBase, RecurrentAlgorithm
 from ..conditions import Condition
 from ..env import EnvFactory
-from ..tracking import AUTO, TrackerArg, resolve_tracker, unique_run_name
+from ..tracking import AUTO, MlflowTracker, TrackerArg, resolve_tracker, unique_run_name
 
 __all__ = ["GenericTrainerBase", "RecurrentTrainer", "Trainer", "TrainerState"]
 
@@ -59,6 +59,14 @@ class GenericTrainerBase(Generic[_Algorithm]):
         self.tracker, self._owns_tracker = resolve_tracker(tracker, self._run_name)
         if self.tracker is not None:
             self.tracker.log_params(algorithm.params)
+
+    def attach(self, tracker: MlflowTracker, *, log_params: bool = True) -> None:
+        """Log into ``tracker`` from now on (its owner closes it), for a trainer
+        built with ``tracker=None``; ``log_params``: log the hyperparameters
+        (false when continuing a run that has them)."""
+        self.tracker, self._owns_tracker = tracker, False
+        if log_params:
+            tracker.log_params(self.algorithm.params)
 
     def _run_name(self) -> str:
         env = type(self.algorithm.env).__name__
