@@ -6,17 +6,62 @@ construction::
 
     env = env_cls(num_envs, horizon, config=env_config, device=device)
     obs = env.reset(config=env_config)        # [num_envs, *observation_spec.shape]
-    obs, reward = env.step(action)            # reward: [num_envs] (or [num_envs, 1])
-    obs, reward, terminated = env.step(action)  # optionally: [num_envs] bool
+    obs, reward = env.step(action)            # a continuing task, reward [num_envs]
+    obs, reward, terminated = env.step(action)  # + terminal states, [num_envs] bool
+    step = env.step(action)                   # episodes: an rl8.env.Step (below)
 
-An environment that has episodes resets finished sub-environments itself,
-inside the batch (``obs`` is then the new episode's first observation). It
-may return a third ``terminated`` flag for sub-environments whose episode
-ended in a terminal state (e.g. a pole that fell): PPO then stops
-bootstrapping value across that step, which makes failure cost all future
-reward instead of one step's. Episodes cut by a time limit are not
-terminated; without the flag every environment is treated as continuing. The algorithm resets the whole batch every ``horizons_per_env_reset``
-horizons (never when that is ``-1``).
+An environment with episodes resets finished sub-environments itself, inside
+the batch: ``obs`` is then the new episode's first observation. It reports
+episode ends with a :class:`Step`, a named tuple (plain tuples of two or three
+tensors keep working)::
+
+    return Step(obs, reward, terminated, truncated, final_obs=final_obs)
+
+* ``terminated`` ([num_envs] bool): the episode ended in a terminal state (a
+  pole that fell). Nothing follows it: PPO stops bootstrapping there, so a
+  failure costs all future reward instead of one step's.
+* ``truncated`` ([num_envs] bool): the episode was cut (a time limit). The
+  future still had value: PPO bootstraps it from the value of ``final_obs``,
+  the observation the episode ended on, instead of from the reset
+  observation in ``obs``.
+* ``final_obs`` ([num_envs, *obs_shape]): the observation each finished
+  sub-environment ended on (rows of unfinished ones are ignored). Needed with
+  ``truncated``.
+* ``stats`` (name -> [num_envs] tensor): extra per-step values to log; each is
+  averaged over the horizon's steps and sub-environments on the device and
+  logged as ``env/<name>``.
+
+An environment that reports ``terminated`` or ``truncated`` has episodes: the
+algorithm then sums each sub-environment's rewards per episode and logs
+``episodes/return_mean``, ``episodes/length_mean`` and ``episodes/count`` over
+the last 100 finished episodes (SB3's ``ep_rew_mean`` and ``ep_len_mean``).
+
+The algorithm also resets the whole batch every ``horizons_per_env_reset``
+horizons (never when that is ``-1``); episodes in progress are then dropped
+from the statistics. A minimal environment with a time limit::
+
+    class Walk(Env):  # walk right on a line; an episode lasts at most 100 steps
+
+        def __init__(self, num_envs, horizon=None, /, *, config=None, device="cpu"):
+            super().__init__(num_envs, horizon, config=config, device=device)
+            self.observation_spec = UnboundedSpec(1)
+            self.action_spec = DiscreteSpec(2)
+
+        def reset(self, *, config=None):
+            self.x = torch.zeros(self.num_envs, 1, device=self.device)
+            self.t = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
+            return self.x.clone()
+
+        def step(self, action):
+            self.x = self.x + (2 * action - 1)
+            self.t += 1
+            truncated = self.t >= 100
+            final_obs = self.x.clone()
+            self.x = torch.where(truncated.unsqueeze(-1), 0.0, self.x)
+            self.t = torch.where(truncated, 0, self.t)
+            reward = action.reshape(-1).float()
+            return Step(self.x.clone(), reward, torch.zeros_like(truncated), truncated,
+                        final_obs=final_obs)
 
 Physical parameters come from ``env_config``. An environment declares them in
 :attr:`Env.params` (name -> :class:`~rl8.specs.Param` with default and
@@ -29,7 +74,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
 import torch
 
@@ -41,6 +86,8 @@ __all__ = [
     "Env",
     "EnvFactory",
     "EnvProtocolError",
+    "Step",
+    "as_step",
     "check_reset_output",
     "check_specs",
     "check_step_output",
@@ -51,6 +98,27 @@ __all__ = [
 MIGRATION_DOC = "docs/migration.md, section 'Environments'"
 
 Device = str | torch.device
+
+
+class Step(NamedTuple):
+    """What :meth:`Env.step` returns for an environment with episodes (see
+    the module docstring). Shapes: ``[num_envs]`` (``reward`` may be
+    ``[num_envs, 1]``), observations ``[num_envs, *observation_spec.shape]``.
+    """
+
+    #: Observations after the step; the reset observation where an episode ended.
+    obs: torch.Tensor
+    #: Reward of the step.
+    reward: torch.Tensor
+    #: Bool, the episode ended in a terminal state (no bootstrapping). ``None``: never.
+    terminated: torch.Tensor | None = None
+    #: Bool, the episode was cut, e.g. by a time limit (bootstrapped from
+    #: ``final_obs``). ``None``: never.
+    truncated: torch.Tensor | None = None
+    #: The observation each finished episode ended on (needed with ``truncated``).
+    final_obs: torch.Tensor | None = None
+    #: Extra per-step values, name -> ``[num_envs]``, logged as ``env/<name>`` means.
+    stats: Mapping[str, torch.Tensor] | None = None
 
 
 class Env:
@@ -154,16 +222,15 @@ class Env:
         constructor's config. Returns the initial observation."""
         raise NotImplementedError
 
-    def step(self, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def step(self, action: torch.Tensor) -> Step | tuple[torch.Tensor, ...]:
         """Advance every sub-environment one step.
 
         Args:
             action: ``[num_envs, *action_spec.shape]``.
 
         Returns:
-            ``(obs, reward)`` or ``(obs, reward, terminated)``:
-            ``[num_envs, *observation_spec.shape]``, ``[num_envs]`` and an
-            optional ``[num_envs]`` bool tensor (see the module docstring).
+            A :class:`Step`, or the short forms ``(obs, reward)`` and
+            ``(obs, reward, terminated)`` (see the module docstring).
         """
         raise NotImplementedError
 
@@ -356,14 +423,15 @@ def check_reset_output(env: Env, obs: Any) -> None:
 
 
 def check_step_output(env: Env, out: Any) -> None:
-    """Check what ``env.step()`` returned: ``(obs, reward)`` or
-    ``(obs, reward, terminated)`` tensors of the right shapes.
+    """Check what ``env.step()`` returned: a :class:`Step`, ``(obs, reward)``
+    or ``(obs, reward, terminated)``, with tensors of the right shapes.
 
     Raises:
         EnvProtocolError: Anything else, e.g. rl8 1.0.0's TensorDict with
             ``"obs"`` and ``"rewards"`` (the message says what to change).
     """
     name = f"{_name(env)}.step()"
+    forms = "a rl8.env.Step, (obs, reward) or (obs, reward, terminated) tensors"
     if not isinstance(out, tuple | list):
         if isinstance(out, Mapping) or hasattr(out, "batch_size"):
             keys = ", ".join(repr(k) for k in list(out.keys())[:4])
@@ -372,27 +440,55 @@ def check_step_output(env: Env, out: Any) -> None:
                 f"environments return a tuple of tensors: replace "
                 f'`return TensorDict({{"obs": obs, "rewards": rewards}}, ...)` with '
                 f"`return obs, rewards` (rewards [num_envs] or [num_envs, 1]), or "
-                f"`return obs, rewards, terminated` with a [num_envs] bool tensor for "
-                f"episodes that ended in a terminal state. See {MIGRATION_DOC}."
+                f"`return rl8.env.Step(obs, rewards, terminated, truncated, final_obs=...)` "
+                f"for an environment with episodes. See {MIGRATION_DOC}."
             )
-        raise EnvProtocolError(
-            f"{name} returned a {type(out).__name__}; it must return (obs, reward) or "
-            f"(obs, reward, terminated) tensors. See {MIGRATION_DOC}."
-        )
-    if len(out) not in (2, 3) or not all(isinstance(x, torch.Tensor) for x in out):
-        kinds = ", ".join(type(x).__name__ for x in out)
-        raise EnvProtocolError(
-            f"{name} returned ({kinds}); it must return (obs, reward) or "
-            f"(obs, reward, terminated) tensors. See {MIGRATION_DOC}."
-        )
-    _check_obs(env, out[0], f"{name} observation")
-    n = getattr(env, "num_envs", out[0].shape[0])
-    for what, x in zip(("reward", "terminated"), out[1:]):
+        raise EnvProtocolError(f"{name} returned a {type(out).__name__}; it must return {forms}.")
+    if not isinstance(out, Step):
+        if len(out) not in (2, 3) or not all(isinstance(x, torch.Tensor) for x in out):
+            kinds = ", ".join(type(x).__name__ for x in out)
+            raise EnvProtocolError(
+                f"{name} returned ({kinds}); it must return {forms} (a gymnasium-style "
+                f"5-tuple needs rl8.env.Step(obs, reward, terminated, truncated, "
+                f"final_obs=...))."
+            )
+        out = Step(*out)
+    for field in ("obs", "reward"):
+        if not isinstance(getattr(out, field), torch.Tensor):
+            raise EnvProtocolError(f"{name}: Step.{field} must be a tensor.")
+    _check_obs(env, out.obs, f"{name} observation")
+    n = getattr(env, "num_envs", out.obs.shape[0])
+    flags = [("reward", out.reward), ("terminated", out.terminated), ("truncated", out.truncated)]
+    flags += [(f"stats[{k!r}]", v) for k, v in (out.stats or {}).items()]
+    for what, x in flags:
+        if x is None:
+            continue
+        if not isinstance(x, torch.Tensor):
+            raise EnvProtocolError(f"{name} {what} is a {type(x).__name__}; expected a tensor.")
         if x.numel() != n or x.ndim > 2 or (x.ndim == 2 and x.shape[1] != 1):
             raise EnvProtocolError(
                 f"{name} {what} has shape {tuple(x.shape)}; expected [num_envs] or "
                 f"[num_envs, 1] with num_envs={n}."
             )
+        if what in ("terminated", "truncated") and x.dtype != torch.bool:
+            raise EnvProtocolError(f"{name} {what} must be a bool tensor, got {x.dtype}.")
+    if out.truncated is not None:
+        if out.final_obs is None:
+            raise EnvProtocolError(
+                f"{name} reports truncated episodes but no final_obs: return "
+                f"Step(..., truncated=truncated, final_obs=obs_before_reset), so the value "
+                f"of a cut episode is bootstrapped from where it ended."
+            )
+        if not isinstance(out.final_obs, torch.Tensor) or out.final_obs.shape != out.obs.shape:
+            shape = tuple(getattr(out.final_obs, "shape", ()))
+            raise EnvProtocolError(
+                f"{name} final_obs has shape {shape}; expected obs's {tuple(out.obs.shape)}."
+            )
+
+
+def as_step(out: Step | tuple[torch.Tensor, ...]) -> Step:
+    """Any form :meth:`Env.step` may return, as a :class:`Step`."""
+    return out if isinstance(out, Step) else Step(*out)
 
 
 def _check_obs(env: Any, obs: torch.Tensor, what: str) -> None:
