@@ -213,7 +213,9 @@ class TrainAppConf:
     #: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
     device: str = "auto"
     #: The stat returned to a sweeper; a list of stats for multi-objective.
-    objective: Any = "eval/returns/mean"
+    #: ``auto``: ``episodes/return_mean`` (the mean return of the last 100
+    #: training episodes) when the env reports episodes, else ``eval/returns/mean``.
+    objective: Any = "auto"
     #: An earlier job's output dir (or its ``checkpoint.pt``) to continue.
     resume: str | None = None
     stop: StopConf = field(default_factory=StopConf)

@@ -488,7 +488,9 @@ def check_step_output(env: Env, out: Any) -> None:
 
 def as_step(out: Step | tuple[torch.Tensor, ...]) -> Step:
     """Any form :meth:`Env.step` may return, as a :class:`Step`."""
-    return out if isinstance(out, Step) else Step(*out)
+    if isinstance(out, Step):
+        return out
+    return Step(out[0], out[1], out[2] if len(out) > 2 else None)
 
 
 def _check_obs(env: Any, obs: torch.Tensor, what: str) -> None:

@@ -32,8 +32,13 @@ __all__ = ["Interrupted", "Loop", "Signals", "close_tracker"]
 log = logging.getLogger("rl8.train")
 
 
-def _objective_names(cfg: DictConfig) -> list[str]:
+def _objective_names(cfg: DictConfig, stats: Mapping[str, float]) -> list[str]:
+    """``cfg.objective`` as a list; ``auto``: the mean return of the last 100
+    training episodes when the env reports episodes (``stats`` has it), else
+    the evaluation's mean horizon return."""
     obj = cfg.objective
+    if obj == "auto":
+        return ["episodes/return_mean" if "episodes/return_mean" in stats else "eval/returns/mean"]
     return [obj] if isinstance(obj, str) else list(obj)
 
 
@@ -45,7 +50,7 @@ def _check_stat_names(
     (``eval/`` + the names of a collect's stats) produces. Runs after the first
     step, so a typo never costs a whole run (also with ``eval.every=0``)."""
     eval_names = {f"eval/{k}" for k in collect_names}
-    wanted = [("objective", n) for n in _objective_names(cfg)]
+    wanted = [("objective", n) for n in _objective_names(cfg, stats)]
     if cfg.stop.metric is not None:
         wanted.append(("stop.metric", cfg.stop.metric))
     for key, name in wanted:
@@ -272,7 +277,7 @@ class Loop:
 
     def objective(self) -> list[float]:
         merged = {**self.stats, **self.last_eval}
-        names = _objective_names(self.cfg)
+        names = _objective_names(self.cfg, self.stats)
         missing = [n for n in names if n not in merged]
         if missing:
             raise ConfigError(
@@ -359,15 +364,25 @@ class Loop:
                 self.flush()
             progress.close()
             values = self.objective()
-            bad = [v for v in values if not math.isfinite(v)]
-            if bad:
-                raise DivergedError(f"the objective {cfg.objective} is {bad[0]}.")
+            names = _objective_names(cfg, self.stats)
+            for name, v in zip(names, values):
+                if math.isfinite(v):
+                    continue
+                if "episodes/" in name and math.isnan(v):
+                    log.warning(
+                        "objective %s is NaN: no episode ended (episodes/count is 0). Train "
+                        "longer (stop.max_env_steps) or pick another objective, e.g. "
+                        "objective=eval/returns/mean.",
+                        name,
+                    )
+                    continue
+                raise DivergedError(f"the objective {name} is {v}.")
             self.save()
             if self.tracker is not None:
                 self.tracker.log_artifact(self.ckpt_path)
                 self.tracker.close("FINISHED")
             log.info("%s: %s", reason, progress.line(self.steps))
-            log.info("objective %s = %s", cfg.objective, ", ".join(f"{v:.6g}" for v in values))
+            log.info("objective %s = %s", ", ".join(names), ", ".join(f"{v:.6g}" for v in values))
             return values[0] if len(values) == 1 else tuple(values)
         except Interrupted:
             progress.close()

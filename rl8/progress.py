@@ -1,10 +1,11 @@
 """Progress display of ``python -m rl8.train``.
 
 On a terminal (and outside multiruns) a tqdm bar counts environment steps
-against the stop budget and shows the latest mean return (summed over a
-horizon), the mean per-step reward and the throughput; otherwise (a log
-file, CI, a multirun's parallel jobs) a log line is written every
-``log_every_s`` seconds.
+against the stop budget and shows the mean episode return and length over
+the last 100 episodes (for environments without episodes: the mean return
+summed over a horizon and the mean per-step reward) and the throughput;
+otherwise (a log file, CI, a multirun's parallel jobs) a log line is written
+every ``log_every_s`` seconds.
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ class Progress:
         self.env_steps = initial_env_steps
         self.t0 = time.perf_counter()
         self.last_log = self.t0
-        self.returns: float | None = None
-        self.rewards: float | None = None
+        #: Latest (label, value) pairs shown: episode return and length, or
+        #: the horizon return and per-step reward.
+        self.shown: dict[str, float | None] = {}
         self.eval_returns: float | None = None
         if bar is None:
             bar = sys.stderr.isatty() and not multirun
@@ -104,13 +106,21 @@ class Progress:
         """Record one trainer step (and its evaluation, if any)."""
         delta = env_steps - self.env_steps
         self.env_steps = env_steps
-        self.returns = stats.get("returns/mean", self.returns)
-        self.rewards = stats.get("rewards/mean", self.rewards)
+        if "episodes/return_mean" in stats:
+            self.shown = {
+                "ep return": stats["episodes/return_mean"],
+                "ep length": stats.get("episodes/length_mean"),
+            }
+        else:
+            self.shown = {"return": stats.get("returns/mean"), "reward": stats.get("rewards/mean")}
         if eval_stats:
-            self.eval_returns = eval_stats.get("eval/returns/mean", self.eval_returns)
+            key = "eval/episodes/return_mean"
+            if not math.isfinite(eval_stats.get(key, math.nan)):
+                key = "eval/returns/mean"
+            self.eval_returns = eval_stats.get(key, self.eval_returns)
         if self.bar is not None:
             self.bar.update(delta)
-            post = {"return": _fmt(self.returns), "reward": _fmt(self.rewards)}
+            post = {k: _fmt(v) for k, v in self.shown.items()}
             if self.eval_returns is not None:
                 post["eval"] = _fmt(self.eval_returns)
             self.bar.set_postfix(post, refresh=False)
@@ -128,8 +138,7 @@ class Progress:
         parts = [
             f"step {step}",
             f"env steps {self.env_steps:,}{budget}",
-            f"return {_fmt(self.returns)}",
-            f"reward {_fmt(self.rewards)}",
+            *(f"{k} {_fmt(v)}" for k, v in self.shown.items()),
         ]
         if self.eval_returns is not None:
             parts.append(f"eval return {_fmt(self.eval_returns)}")

@@ -3,12 +3,10 @@
 For each task and seed: env steps and wall seconds until the criterion holds,
 measured from the first collect.
 
-* cartpole: mean ``rewards/mean`` over the last 16 collects (512 steps per sub-env) >= 0.998
-  (mean episode >= 500 steps; one collect is not enough: sub-envs fail in waves)
-* pendulum: mean ``rewards/mean`` over the last 7 collects (224 steps, more than
-  one 200-step episode) >= -1.0
-* memory: LSTM ``rewards/mean`` >= 0.95 of the maximum; the MLP's best over the
-  same number of steps is printed next to it
+* cartpole: ``episodes/return_mean`` (the last 100 episodes) >= 475, SB3 / rl-zoo's rule
+* pendulum: ``episodes/return_mean`` >= -200 (gymnasium's "solved", 200-step episodes)
+* memory: LSTM ``rewards/mean`` >= 0.95 of the maximum (no episode ends); the MLP's best
+  over the same number of steps is printed next to it
 
 Usage: ``python scripts/solve.py [--tasks cartpole pendulum memory] [--seeds 0 1 2]``
 """
@@ -23,14 +21,13 @@ import torch
 from rl8 import RecurrentTrainer, Trainer
 from rl8.envs import CartPole, Memory, Pendulum
 
+EPISODES = "episodes/return_mean"
 
-def solve(trainer, target: float, window: int, budget: int, cap_s: float) -> tuple:
-    history: list[float] = []
+
+def solve(trainer, metric: str, target: float, budget: int, cap_s: float) -> tuple:
     t0 = time.perf_counter()
     while trainer.state["env/steps"] < budget and time.perf_counter() - t0 < cap_s:
-        history.append(trainer.step()["rewards/mean"])
-        recent = history[-window:]
-        if len(recent) == window and sum(recent) / window >= target:
+        if trainer.step()[metric] >= target:
             return trainer.state["env/steps"], time.perf_counter() - t0
     return None, time.perf_counter() - t0
 
@@ -45,17 +42,17 @@ def main() -> None:
         for seed in args.seeds:
             torch.manual_seed(seed)
             if task == "cartpole":
-                steps, secs = solve(
-                    Trainer(CartPole, tracker=None), 0.998, 16, 20_000_000, args.cap
-                )
+                trainer = Trainer(CartPole, tracker=None)
+                steps, secs = solve(trainer, EPISODES, 475.0, 20_000_000, args.cap)
                 extra = ""
             elif task == "pendulum":
-                steps, secs = solve(Trainer(Pendulum, tracker=None), -1.0, 7, 20_000_000, args.cap)
+                trainer = Trainer(Pendulum, tracker=None)
+                steps, secs = solve(trainer, EPISODES, -200.0, 20_000_000, args.cap)
                 extra = ""
             else:
                 target = 0.95 * Memory(1).max_mean_reward
                 lstm = RecurrentTrainer(Memory, tracker=None)
-                steps, secs = solve(lstm, target, 1, 20_000_000, args.cap)
+                steps, secs = solve(lstm, "rewards/mean", target, 20_000_000, args.cap)
                 torch.manual_seed(seed)
                 mlp = Trainer(Memory, tracker=None)
                 best = max(mlp.step()["rewards/mean"] for _ in range(lstm.state["algorithm/steps"]))

@@ -7,7 +7,7 @@ import torch
 
 from rl8.algorithms import Algorithm, RecurrentAlgorithm, RolloutBuffer
 from rl8.algorithms.ppo import STAT_KEYS, LossStats, PPOLoss, normalize_advantages
-from rl8.env import ContinuousDummyEnv, DiscreteDummyEnv
+from rl8.env import ContinuousDummyEnv, DiscreteDummyEnv, Step
 from rl8.models import LSTMModel
 from rl8.policies import Policy, RecurrentPolicy
 from rl8.specs import DiscreteSpec, UnboundedSpec
@@ -21,7 +21,7 @@ def _buffer(rewards, values, nonterminal, **kwargs) -> RolloutBuffer:
     buffer = RolloutBuffer(n, t, OBS, ACT, CPU, **kwargs)
     buffer.rewards.copy_(torch.tensor(rewards))
     buffer.values.copy_(torch.tensor(values))
-    buffer.nonterminal.copy_(torch.tensor(nonterminal))
+    buffer.terminated.copy_(torch.tensor(nonterminal) == 0)
     return buffer
 
 
@@ -90,10 +90,12 @@ def test_add_and_start_carry_the_last_observation() -> None:
     for t in range(2):
         obs = torch.tensor([[10.0 + t], [20.0 + t]])
         reward, terminated = torch.tensor([t, -t]), torch.tensor([False, t == 1])
-        buffer.add(t, torch.tensor([[1], [0]]), torch.tensor([-0.5, -0.7]), obs, reward, terminated)
+        step = Step(obs, reward, terminated)
+        buffer.add(t, torch.tensor([[1], [0]]), torch.tensor([-0.5, -0.7]), step)
     assert buffer.obs[:, :, 0].tolist() == [[1.0, 10.0, 11.0], [2.0, 20.0, 21.0]]
     assert buffer.rewards.tolist() == [[0.0, 1.0], [0.0, -1.0]]
-    assert buffer.nonterminal.tolist() == [[1.0, 1.0], [1.0, 0.0]]
+    assert buffer.terminated.tolist() == [[False, False], [False, True]]
+    assert buffer.has_episodes and buffer.final_obs is None
     assert buffer.actions.tolist() == [[[1], [1]], [[0], [0]]]
     buffer.start(None)
     assert buffer.obs[:, 0, 0].tolist() == [11.0, 21.0]

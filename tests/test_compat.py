@@ -222,7 +222,7 @@ def test_env_checks_stop_after_the_first_collect() -> None:
     algo = Algorithm(DiscreteDummyEnv, num_envs=4, horizon=4)
     assert algo._env_step_fn() == algo._checked_env_step
     algo.collect()
-    assert algo._env_step_fn() == algo.env.step  # the training loop calls env.step directly
+    assert algo._env_step_fn() == algo._env_step  # unchecked: env.step as a Step
 
 
 def test_env_step_with_wrong_reward_shape_is_named() -> None:

@@ -105,7 +105,10 @@ def test_out_of_bounds_param_raises(cls, name, value):
         env.reset(config={name: torch.full((4,), float(value))})
 
 
-@pytest.mark.parametrize(("cls", "name"), [(Pendulum, "episode_steps"), (Memory, "delay")])
+@pytest.mark.parametrize(
+    ("cls", "name"),
+    [(Pendulum, "episode_steps"), (Memory, "delay"), (CartPole, "max_episode_steps")],
+)
 def test_integer_params_reject_fractions(cls, name):
     with pytest.raises(ValueError, match=name):
         cls(4, config={name: 3.5})
@@ -124,32 +127,37 @@ def test_cartpole_matches_anchor_dynamics():
     torch.manual_seed(0)
     env = CartPole(n)
     env.reset()
-    ref = anchor.BatchedCartPole(n, seed=0, max_episode_steps=0)
+    # gymnasium's reward (1 on the failing step too) and time limit.
+    ref = anchor.BatchedCartPole(n, seed=0, max_episode_steps=500, fail_reward=1.0)
     ref.state = env.state.clone()
     gen = torch.Generator().manual_seed(1)
     falls = 0
     for _ in range(150):
         action = torch.randint(0, 2, (n, 1), generator=gen)
-        ref_obs, ref_reward, terminated, _, _ = ref.step_with_final(action)
-        obs, reward, *_ = env.step(action)
+        ref_obs, ref_reward, terminated, truncated, ref_final = ref.step_with_final(action)
+        obs, reward, term, trunc, final_obs, _ = env.step(action)
         assert torch.equal(reward, ref_reward)
-        assert torch.equal(env.fell, terminated)
+        assert torch.equal(env.fell, terminated) and torch.equal(term, terminated)
+        assert torch.equal(trunc, truncated)
         torch.testing.assert_close(obs[~terminated], ref_obs[~terminated], rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(final_obs, ref_final, rtol=1e-6, atol=1e-6)
         falls += int(terminated.sum())
         ref.state = env.state.clone()  # resync the sub-envs both reset (differently)
     assert falls > 0  # random actions do make poles fall
 
 
-def test_cartpole_fall_gives_zero_reward_and_resets_in_place():
+def test_cartpole_fall_terminates_and_resets_in_place():
     env = CartPole(3)
     env.reset()
     env.state = torch.tensor(
         [[0.0, 0.0, 0.0, 0.0], [2.39, 1.0, 0.0, 0.0], [0.0, 0.0, 0.2, 1.0]]
     )  # sub-env 1 leaves the track, sub-env 2 falls over
     env.episode_steps = torch.tensor([5, 10, 20])
-    obs, reward, *_ = env.step(torch.tensor([[1], [1], [1]]))
-    assert reward.tolist() == [1.0, 0.0, 0.0]
-    assert env.fell.tolist() == [False, True, True]
+    obs, reward, terminated, truncated, final_obs, _ = env.step(torch.tensor([[1], [1], [1]]))
+    assert reward.tolist() == [1.0, 1.0, 1.0]  # gymnasium's: the failing step counts
+    assert env.fell.tolist() == terminated.tolist() == [False, True, True]
+    assert truncated.tolist() == [False, False, False]
+    assert final_obs[1, 0] > 2.4 and final_obs[2, 2] > 0.2  # where they failed
     assert env.episode_steps.tolist() == [6, 0, 0]
     assert env.last_episode_steps.tolist() == [0, 11, 21]
     assert obs[1:].abs().max() <= CartPole.reset_bound  # fresh initial states
@@ -157,13 +165,22 @@ def test_cartpole_fall_gives_zero_reward_and_resets_in_place():
     torch.testing.assert_close(obs, env.state)
 
 
-def test_cartpole_infinite_horizon_no_time_limit():
+def test_cartpole_time_limit_truncates_at_500_steps_and_can_be_lifted():
     env = CartPole(4)
     env.reset()
-    for _ in range(600):
+    for t in range(600):
         env.state = torch.zeros(4, 4)  # hold the pole upright
-        _, reward, *_ = env.step(torch.tensor([[0], [1], [0], [1]]))
-        assert bool((reward == 1).all())
+        _, reward, terminated, truncated, *_ = env.step(torch.tensor([[0], [1], [0], [1]]))
+        assert bool((reward == 1).all()) and not terminated.any()
+        assert truncated.tolist() == [t == 499] * 4
+    assert env.episode_steps.tolist() == [100] * 4
+    assert env.last_episode_steps.tolist() == [500] * 4
+    env = CartPole(4, config={"max_episode_steps": 0})  # no time limit
+    env.reset()
+    for _ in range(600):
+        env.state = torch.zeros(4, 4)
+        *_, truncated, _, _ = env.step(torch.tensor([[0], [1], [0], [1]]))
+        assert not truncated.any()
     assert env.episode_steps.tolist() == [600] * 4
 
 

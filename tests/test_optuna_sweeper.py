@@ -434,9 +434,10 @@ def test_real_app_cartpole_search(tmp_path):
         "hydra.sweeper.n_trials=2",
         "hydra.sweeper.plots=false",
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
-        # tiny jobs: 2 trainer steps of 4 envs x 8 steps, evaluated (and reported) every step
+        # tiny jobs: 2 trainer steps of 4 envs x 32 steps (random episodes end within
+        # them, so the objective, the mean episode return, is defined), evaluated every step
         "trainer.num_envs=4",
-        "trainer.horizon=8",
+        "trainer.horizon=32",
         "trainer.sgd_minibatch_size=16",
         "trainer.num_sgd_iters=1",
         "trainer.horizons_per_env_reset=1",

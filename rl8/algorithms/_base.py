@@ -14,10 +14,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..env import Env, EnvFactory, check_reset_output, check_specs, check_step_output, make_env
+from ..env import (
+    Env,
+    EnvFactory,
+    Step,
+    as_step,
+    check_reset_output,
+    check_specs,
+    check_step_output,
+    make_env,
+)
 from ..schedulers import EntropyScheduler, LRScheduler
 from .buffer import Minibatch, RolloutBuffer, RolloutSamples
 from .config import AlgorithmConfig, resolve_device
+from .episodes import EpisodeStats
 from .ppo import LossStats, PPOLoss, ppo_loss
 
 
@@ -90,6 +100,8 @@ class AlgorithmBase:
             self.device.type, enabled=config.enable_amp and self.device.type == "cuda"
         )
         self.state = AlgorithmState()
+        #: Returns and lengths of finished episodes (environments that report them).
+        self.episodes = EpisodeStats(config.num_envs, self.device)
 
     def _new_buffer(self, **recurrent: Any) -> RolloutBuffer:
         """A :class:`RolloutBuffer` for this env and config (``recurrent``:
@@ -110,14 +122,18 @@ class AlgorithmBase:
             check_reset_output(self.env, obs)
         return obs
 
-    def _checked_env_step(self, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def _env_step(self, action: torch.Tensor) -> Step:
+        return as_step(self.env.step(action))
+
+    def _checked_env_step(self, action: torch.Tensor) -> Step:
         out = self.env.step(action)
         check_step_output(self.env, out)
-        return out
+        return as_step(out)
 
-    def _env_step_fn(self) -> Callable[[torch.Tensor], tuple[torch.Tensor, ...]]:
-        """``env.step``, checked during the first collect only (no per-step cost later)."""
-        return self.env.step if self._env_checked else self._checked_env_step
+    def _env_step_fn(self) -> Callable[[torch.Tensor], Step]:
+        """``env.step`` as a :class:`~rl8.env.Step`, checked during the first
+        collect only (no per-step cost later)."""
+        return self._env_step if self._env_checked else self._checked_env_step
 
     def validate(self) -> AlgorithmBase:
         """Check the hyperparameters and the environment's specs (rl8 1.0.0's
@@ -163,7 +179,11 @@ class AlgorithmBase:
 
     @torch.no_grad()
     def collect(
-        self, *, env_config: Mapping[str, Any] | None = None, deterministic: bool = False
+        self,
+        *,
+        env_config: Mapping[str, Any] | None = None,
+        deterministic: bool = False,
+        evaluation: bool = False,
     ) -> dict[str, float]:
         """Step every sub-environment ``horizon`` times with the current policy
         into the buffer.
@@ -171,20 +191,34 @@ class AlgorithmBase:
         The environment is reset (with ``env_config``) on the first call and
         every ``horizons_per_env_reset`` horizons; otherwise it continues from
         the last observation. ``env_config`` is ignored between resets.
+        ``evaluation``: episodes that end count towards the evaluation's
+        statistics instead of training's.
 
         Returns:
             Collect stats: ``returns/*`` (per-sub-env sum over the horizon),
-            ``rewards/*``, ``env/steps``, ``env/resets``, ``profiling/collect_ms``.
+            ``rewards/*``, ``env/steps``, ``env/resets``, ``profiling/collect_ms``;
+            for an environment that reports episode ends, ``episodes/return_mean``,
+            ``episodes/length_mean`` (NaN before the first one) and
+            ``episodes/count`` over the last 100 finished episodes; the means
+            of the env's extra stats as ``env/<name>``. One host sync.
         """
         t0 = time.perf_counter()
         reset = self.env_reset_due
+        if reset:
+            self.episodes.reset()
         self.buffer.start(self._env_reset(env_config) if reset else None)
         self._force_reset = False
         self._rollout(reset=reset, deterministic=deterministic)
         self._env_checked = True
         self.state.horizons += 1
         self.state.buffered = True
-        stats = self.buffer.stats()
+        tensors = self.buffer.stats()
+        if self.buffer.has_episodes:
+            window = "eval" if evaluation else "train"
+            self.episodes.update(self.buffer.rewards, self.buffer.done, window=window)
+            tensors.update(self.episodes.stats(window))
+        values = torch.stack([v.to(torch.float64) for v in tensors.values()]).tolist()
+        stats = dict(zip(tensors, values))
         stats["env/steps"] = float(self.buffer.num_transitions)
         stats["env/resets"] = float(self.config.num_envs if reset else 0)
         stats["profiling/collect_ms"] = (time.perf_counter() - t0) * 1e3

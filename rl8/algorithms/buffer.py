@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..env import Step
 from ..models import State
 from ..specs import Spec
 from . import ppo
@@ -119,8 +120,17 @@ class RolloutBuffer:
         self.rewards = torch.zeros(n, t, device=dev)
         #: Values of all ``T + 1`` observations (the last one bootstraps GAE).
         self.values = torch.zeros(n, t + 1, device=dev)
-        #: 0 where step ``t`` ended an episode in a terminal state.
-        self.nonterminal = torch.ones(n, t, device=dev)
+        #: Where step ``t`` ended an episode in a terminal state / cut it (time limit).
+        self.terminated = torch.zeros(n, t, dtype=torch.bool, device=dev)
+        self.truncated = torch.zeros(n, t, dtype=torch.bool, device=dev)
+        #: Observations truncated episodes ended on, and their values (which
+        #: bootstrap those episodes); allocated when an env first truncates.
+        self.final_obs: torch.Tensor | None = None
+        self.final_values: torch.Tensor | None = None
+        #: Whether the environment reports episode ends (``terminated`` or ``truncated``).
+        self.has_episodes = False
+        #: Sums over the horizon of the env's extra per-step stats (``Step.stats``).
+        self.env_stats: dict[str, torch.Tensor] = {}
         #: Recurrent state at the start of each sequence: per state tensor
         #: ``[T // seq_len, layers, N, H]``.
         self.seq_states: list[torch.Tensor] = [
@@ -140,60 +150,72 @@ class RolloutBuffer:
             self.running_return.zero_()
         else:
             self.obs[:, 0] = self.obs[:, -1]
+        self.env_stats = {}
+
+    @property
+    def done(self) -> torch.Tensor:
+        """``[N, T]`` bool, where step ``t`` ended an episode (terminated or truncated)."""
+        return self.terminated | self.truncated
 
     def add(
         self,
         t: int,
         action: torch.Tensor,
         logp: torch.Tensor,
-        next_obs: torch.Tensor,
-        reward: torch.Tensor,
-        terminated: torch.Tensor | None = None,
+        step: Step,
         *,
         value: torch.Tensor | None = None,
     ) -> None:
-        """Store step ``t`` of every sub-environment: what ``env.step(action)``
-        returned (``terminated`` only from environments that end episodes)
-        and, when the collector computes it, the ``value`` of the observation
-        the action was taken in."""
+        """Store step ``t`` of every sub-environment: ``action``, its ``logp``,
+        what ``env.step(action)`` returned and, when the collector computes it,
+        the ``value`` of the observation the action was taken in."""
         self.actions[:, t] = action
         self.logp[:, t] = logp
         if value is not None:
             self.values[:, t] = value
-        self.obs[:, t + 1] = next_obs
-        self.rewards[:, t] = reward.reshape(-1)
-        if terminated is not None:
-            self.nonterminal[:, t] = ~terminated.reshape(-1)
+        self.obs[:, t + 1] = step.obs
+        self.rewards[:, t] = step.reward.reshape(-1)
+        if step.terminated is not None:
+            self.terminated[:, t] = step.terminated.reshape(-1)
+            self.has_episodes = True
+        if step.truncated is not None:
+            if self.final_obs is None:
+                self.final_obs = torch.zeros_like(self.obs[:, 1:])
+                self.final_values = torch.zeros_like(self.rewards)
+            self.truncated[:, t] = step.truncated.reshape(-1)
+            self.final_obs[:, t] = step.final_obs  # type: ignore[assignment]  # checked
+            self.has_episodes = True
+        if step.stats:
+            for k, v in step.stats.items():
+                total = v.detach().reshape(-1).float().sum()
+                self.env_stats[k] = total + self.env_stats[k] if k in self.env_stats else total
 
     def add_state(self, t: int, state: State) -> None:
         """Store the recurrent state ``state`` at step ``t``, the start of a sequence."""
         for stored, s in zip(self.seq_states, state):
             stored[t // self.seq_len] = s
 
-    def stats(self) -> dict[str, float]:
-        """Summary stats of the collected rewards with a single host sync:
-        ``returns/*`` (per-sub-env sum over the horizon) and ``rewards/*``."""
+    def stats(self) -> dict[str, torch.Tensor]:
+        """Summary stats of the collected rewards as 0-dim tensors (no host
+        sync): ``returns/*`` (per-sub-env sum over the horizon), ``rewards/*``
+        and the means of the env's extra stats, ``env/<name>``."""
         rewards = self.rewards
         returns = rewards.sum(1)
         r_std, r_mean = torch.std_mean(returns)
         w_std, w_mean = torch.std_mean(rewards)
-        values = torch.stack(
-            [
-                returns.min(),
-                returns.max(),
-                r_mean,
-                r_std,
-                rewards.min(),
-                rewards.max(),
-                w_mean,
-                w_std,
-            ]
-        ).tolist()
-        keys = (
-            "returns/min", "returns/max", "returns/mean", "returns/std",
-            "rewards/min", "rewards/max", "rewards/mean", "rewards/std",
-        )  # fmt: skip
-        return dict(zip(keys, values))
+        stats = {
+            "returns/min": returns.min(),
+            "returns/max": returns.max(),
+            "returns/mean": r_mean,
+            "returns/std": r_std,
+            "rewards/min": rewards.min(),
+            "rewards/max": rewards.max(),
+            "rewards/mean": w_mean,
+            "rewards/std": w_std,
+        }
+        for k, total in self.env_stats.items():
+            stats[f"env/{k}"] = total / rewards.numel()
+        return stats
 
     # -- what the update uses ---------------------------------------------------------
     @torch.no_grad()
@@ -210,12 +232,21 @@ class RolloutBuffer:
         buffer keeps only the running discounted return, so the samples'
         memory is freed with the update that uses them."""
         rewards = self.rewards
+        nonterminal = (~self.terminated).to(rewards.dtype)
         if normalize_rewards:
             scale, self.running_return = ppo.discounted_return_scale(
-                rewards, self.running_return, gamma, self.nonterminal
+                rewards, self.running_return, gamma, (~self.done).to(rewards.dtype)
             )
             rewards = rewards / scale
-        advantages, returns = ppo.gae(rewards, self.values, gamma, gae_lambda, self.nonterminal)
+        advantages, returns = ppo.gae(
+            rewards,
+            self.values,
+            gamma,
+            gae_lambda,
+            nonterminal,
+            truncated=self.truncated if self.final_obs is not None else None,
+            final_values=self.final_values,
+        )
         if normalize_advantages:
             advantages = ppo.normalize_advantages(advantages)
 

@@ -41,8 +41,9 @@ class Algorithm(AlgorithmBase):
         obs = buffer.obs[:, 0]
         for t in range(self.config.horizon):
             action, logp = self.policy.sample(obs, deterministic=deterministic)
-            obs, reward, *terminated = env_step(action)
-            buffer.add(t, action, logp, obs, reward, *terminated)
+            step = env_step(action)
+            buffer.add(t, action, logp, step)
+            obs = step.obs
         self._compute_values()
 
     def _compute_values(self) -> None:
@@ -53,3 +54,12 @@ class Algorithm(AlgorithmBase):
         chunk = self.config.update_chunk_size
         for lo in range(0, flat_obs.shape[0], chunk):
             flat_values[lo : lo + chunk] = self.policy.model.value(flat_obs[lo : lo + chunk])
+        final_obs, final_values = self.buffer.final_obs, self.buffer.final_values
+        if final_obs is not None and final_values is not None:
+            # Values of the observations truncated episodes ended on (they
+            # bootstrap those episodes): only where episodes were cut, at the
+            # cost of one host sync per collect.
+            where = self.buffer.truncated.nonzero(as_tuple=True)
+            for lo in range(0, where[0].numel(), chunk):
+                at = (where[0][lo : lo + chunk], where[1][lo : lo + chunk])
+                final_values[at] = self.policy.model.value(final_obs[at])

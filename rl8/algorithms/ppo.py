@@ -37,7 +37,8 @@ def discounted_return_scale(
         rewards: ``[N, T]``.
         running: ``[N]`` discounted return carried over from earlier horizons.
         gamma: Discount factor.
-        nonterminal: ``[N, T]``, 0 after a terminal step (the return restarts).
+        nonterminal: ``[N, T]``, 0 after the last step of an episode (the
+            return restarts).
 
     Returns:
         ``(scale, running)``: a 0-dim tensor (>= 1e-8) and the updated ``[N]``.
@@ -56,31 +57,48 @@ def gae(
     gamma: float,
     gae_lambda: float,
     nonterminal: torch.Tensor | None = None,
+    *,
+    truncated: torch.Tensor | None = None,
+    final_values: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalized Advantage Estimation (Schulman et al. 2016).
 
     The value of the observation after the last step bootstraps every
-    sequence; a terminal step (``nonterminal == 0``) stops bootstrapping and
-    the advantage recursion there.
+    sequence. A terminal step (``nonterminal == 0``) stops bootstrapping and
+    the advantage recursion there. A truncated step (an episode cut by a time
+    limit) stops the recursion too, but bootstraps from ``final_values``, the
+    value of the observation the episode ended on (the next observation in
+    ``values`` already belongs to the next episode).
 
     Args:
         rewards: ``[N, T]``.
         values: ``[N, T + 1]`` value estimates of every observation incl. the last.
         nonterminal: ``[N, T]`` floats, 0 where step ``t`` ended an episode in
-            a terminal state; ``None`` for continuing environments.
+            a terminal state; ``None`` for environments without terminal states.
+        truncated: ``[N, T]`` bool, where step ``t`` cut an episode; ``None``:
+            never. Needs ``final_values``.
+        final_values: ``[N, T]``, the value of each truncated step's final
+            observation (other entries are ignored).
 
     Returns:
         ``(advantages, returns)``, both ``[N, T]``; returns = advantages + values.
     """
+    next_values = values[:, 1:]
+    continues = nonterminal
+    if truncated is not None:
+        assert final_values is not None, "gae(truncated=...) needs final_values"
+        next_values = torch.where(truncated, final_values, next_values)
+        cut = (~truncated).to(rewards.dtype)
+        continues = cut if continues is None else continues * cut
+    if nonterminal is not None:
+        next_values = next_values * nonterminal
+    deltas = rewards + gamma * next_values - values[:, :-1]
     advantages = torch.empty_like(rewards)
     last = torch.zeros_like(rewards[:, 0])
     for t in reversed(range(rewards.shape[1])):
-        next_value = values[:, t + 1]
-        if nonterminal is not None:
-            next_value = next_value * nonterminal[:, t]
-            last = last * nonterminal[:, t]
-        delta = rewards[:, t] + gamma * next_value - values[:, t]
-        last = delta + gamma * gae_lambda * last
+        if continues is not None:
+            last = last * continues[:, t]
+        last = deltas[:, t] + gamma * gae_lambda * last
         advantages[:, t] = last
     return advantages, advantages + values[:, :-1]
 

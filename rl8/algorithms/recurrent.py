@@ -74,8 +74,14 @@ class RecurrentAlgorithm(AlgorithmBase):
             # The recurrent state carries on across episode boundaries: the
             # update replays whole sequences from their stored start state
             # without resets, so collecting must not reset either.
-            obs, reward, *terminated = env_step(action)
-            buffer.add(t, action, logp, obs, reward, *terminated, value=value)
+            step = env_step(action)
+            buffer.add(t, action, logp, step, value=value)
+            obs = step.obs
+            if step.final_obs is not None and buffer.final_values is not None:
+                # The value of the observation an episode ended on, in the state
+                # after this step: it bootstraps a truncated episode.
+                _, final_value, _ = self.policy.model(step.final_obs.unsqueeze(1), state)
+                buffer.final_values[:, t] = final_value[:, 0]
         # Bootstrap value of the last observation; its state update is
         # discarded (the next horizon processes that observation itself).
         _, last_value, _ = self.policy.model(obs.unsqueeze(1), state)

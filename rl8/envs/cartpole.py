@@ -1,17 +1,18 @@
-"""Batched CartPole with infinite horizon and in-place resets.
+"""Batched CartPole with in-place resets.
 
-The dynamics are gymnasium's ``CartPole-v1`` (the classic Barto, Sutton and
-Anderson cart-pole) with explicit Euler integration, equation for equation.
-A sub-environment fails when the cart leaves the track (``|x| > 2.4`` m) or
-the pole leans more than 12 degrees (``|theta| > 12 * 2 * pi / 360`` rad).
+The dynamics, reward and time limit are gymnasium's ``CartPole-v1`` (the
+classic Barto, Sutton and Anderson cart-pole) with explicit Euler
+integration, equation for equation. A sub-environment's episode terminates
+when the cart leaves the track (``|x| > 2.4`` m) or the pole leans more than
+12 degrees (``|theta| > 12 * 2 * pi / 360`` rad), and is truncated after
+``max_episode_steps`` steps (default 500, gymnasium's limit). The reward is 1
+for every step, the last one included, so an episode's return is its length:
+a solved CartPole shows ``episodes/return_mean`` near 500.
 
-Unlike gymnasium, there is no ``done`` signal and no 500-step time limit:
-the reward is 1 for every step that ends upright and 0 for the step on which
-the sub-environment fails; that sub-environment then restarts in place from a
-new random initial state (each of ``x, x_dot, theta, theta_dot`` uniform in
-``[-0.05, 0.05]``) and the returned observation is already the new one. The
-mean per-step reward is therefore ``1 - 1 / mean_episode_length``; a mean of
-at least 0.998 means episodes last 500 steps or more on average.
+A finished sub-environment restarts in place from a new random initial state
+(each of ``x, x_dot, theta, theta_dot`` uniform in ``[-0.05, 0.05]``): the
+returned observation is already the new one, and the one the episode ended
+on is the step's ``final_obs`` (see :class:`rl8.env.Step`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from typing import Any
 
 import torch
 
-from ..env import Device, Env
+from ..env import Device, Env, Step
 from ..specs import DiscreteSpec, Param, UnboundedSpec
+from .memory import check_integer_params
 
 __all__ = ["CartPole"]
 
@@ -38,23 +40,24 @@ class CartPole(Env):
     Action (``DiscreteSpec(2)``, ``[num_envs, 1]`` int64): 0 pushes the cart
     left with ``force_mag`` newtons, 1 pushes it right.
 
-    Reward (``[num_envs]`` float32): 1 while upright, 0 on the failing step.
+    Reward (``[num_envs]`` float32): 1 for every step (gymnasium's).
 
     Parameters (``env_config`` keys; each a number or a ``[num_envs]``
     tensor): ``gravity`` (m/s^2, default 9.8), ``masscart`` (kg, 1.0),
     ``masspole`` (kg, 0.1), ``length`` (m, half the pole length, 0.5),
-    ``force_mag`` (N, 10.0), ``tau`` (s per step, 0.02). See :attr:`params`
-    for their bounds.
+    ``force_mag`` (N, 10.0), ``tau`` (s per step, 0.02),
+    ``max_episode_steps`` (steps, a whole number, 500; 0: no time limit).
+    See :attr:`params` for their bounds.
 
     Attributes:
         state: ``[num_envs, 4]`` current state (the last observation).
         episode_steps: ``[num_envs]`` int64, steps taken in each sub-env's
             current episode (0 right after a reset).
         last_episode_steps: ``[num_envs]`` int64, length of each sub-env's
-            most recently finished episode (counting its failing step);
+            most recently finished episode (counting its last step);
             0 until one has finished since the last :meth:`reset`.
         fell: ``[num_envs]`` bool, which sub-envs failed (and were reset)
-            on the last :meth:`step`.
+            on the last :meth:`step`, i.e. its ``terminated``.
 
     Args:
         num_envs: Number of sub-environments.
@@ -77,6 +80,9 @@ class CartPole(Env):
         "length": Param(0.5, 0.01, 10.0, "half the length of the pole (m), as in gymnasium"),
         "force_mag": Param(10.0, 0.0, 1000.0, "magnitude of the push applied to the cart (N)"),
         "tau": Param(0.02, 1e-4, 0.1, "integration time step, seconds per env step (s)"),
+        "max_episode_steps": Param(
+            500, 0, 1_000_000_000, "time limit, steps (whole number; 0: none)", integer=True
+        ),
     }
 
     def __init__(
@@ -93,6 +99,14 @@ class CartPole(Env):
         self.action_spec = DiscreteSpec(2)
         self._reset_state()
 
+    @classmethod
+    def validate_config(cls, config: Mapping[str, Any] | None) -> dict[str, Any]:
+        """As :meth:`Env.validate_config`, and ``max_episode_steps`` must be a
+        whole number."""
+        config = super().validate_config(config)
+        check_integer_params(cls, config)
+        return config
+
     def _apply_config(self, config: Mapping[str, Any] | None) -> None:
         super()._apply_config(config)
         # Per-sub-env constants, contiguous, computed once per reset.
@@ -104,6 +118,8 @@ class CartPole(Env):
         self._total_mass = p["masscart"] + p["masspole"]
         self._polemass_length = p["masspole"] * p["length"]
         self._tau = p["tau"].unsqueeze(-1)
+        limit = p["max_episode_steps"].round().to(torch.int64)
+        self._limit = torch.where(limit > 0, limit, torch.iinfo(torch.int64).max)
 
     def _sample_init(self) -> torch.Tensor:
         b = self.reset_bound
@@ -124,15 +140,17 @@ class CartPole(Env):
         self._reset_state()
         return self.state.clone()
 
-    def step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def step(self, action: torch.Tensor) -> Step:
         """Advance every sub-env by ``tau`` seconds.
 
         Args:
             action: ``[num_envs, 1]`` (or ``[num_envs]``) integers in {0, 1}.
 
         Returns:
-            ``(obs [num_envs, 4], reward [num_envs])``; failed sub-envs are
-            already reset in ``obs``.
+            A :class:`~rl8.env.Step`: ``obs [num_envs, 4]`` (finished
+            sub-envs already restarted), ``reward [num_envs]``, ``terminated``
+            (the pole fell or the cart left the track), ``truncated`` (the
+            time limit) and ``final_obs``.
         """
         state = self.state
         _x, x_dot, theta, theta_dot = state.unbind(-1)
@@ -150,10 +168,12 @@ class CartPole(Env):
         ok = (new_state[:, 0].abs() <= self.x_threshold) & (
             new_state[:, 2].abs() <= self.theta_threshold
         )  # NaN states count as failed
-        reward = ok.to(torch.float32)
-        self.fell = ~ok
         steps = self.episode_steps + 1
-        self.last_episode_steps = torch.where(ok, self.last_episode_steps, steps)
-        self.episode_steps = torch.where(ok, steps, 0)
-        self.state = torch.where(ok.unsqueeze(-1), new_state, self._sample_init())
-        return self.state.clone(), reward, self.fell
+        self.fell = ~ok
+        truncated = steps >= self._limit
+        go_on = ok & ~truncated
+        self.last_episode_steps = torch.where(go_on, self.last_episode_steps, steps)
+        self.episode_steps = torch.where(go_on, steps, 0)
+        self.state = torch.where(go_on.unsqueeze(-1), new_state, self._sample_init())
+        reward = torch.ones(self.num_envs, device=self.device)
+        return Step(self.state.clone(), reward, self.fell, truncated, final_obs=new_state)

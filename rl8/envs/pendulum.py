@@ -8,11 +8,13 @@ torque ``u`` (N m) clipped to ``[-max_torque, max_torque]``::
     thdot' = clip(thdot + (3 g / (2 l) sin(th) + 3 / (m l^2) u) dt, -max_speed, max_speed)
     th'    = th + thdot' dt
 
-with the reward computed from the state before the step. There is no
-``done`` signal: each sub-environment restarts in place after
-``episode_steps`` steps (default 200, gymnasium's time limit) from a random
-state (``th`` uniform in ``[-pi, pi]``, ``thdot`` uniform in ``[-1, 1]``),
-and the returned observation is already the new one.
+with the reward computed from the state before the step. An episode never
+terminates; it is truncated after ``episode_steps`` steps (default 200,
+gymnasium's time limit), and the sub-environment restarts in place from a
+random state (``th`` uniform in ``[-pi, pi]``, ``thdot`` uniform in
+``[-1, 1]``): the returned observation is already the new one, and the one
+the episode ended on is the step's ``final_obs`` (see :class:`rl8.env.Step`).
+A good policy's episode return is about -150 (gymnasium's solved: -200).
 
 One deliberate difference: the stored angle is wrapped to ``[-pi, pi)`` after
 every step. Observation and reward only depend on the angle modulo ``2 pi``,
@@ -28,7 +30,7 @@ from typing import Any
 
 import torch
 
-from ..env import Device, Env
+from ..env import Device, Env, Step
 from ..specs import BoundedSpec, Param, UnboundedSpec
 from .memory import check_integer_params
 
@@ -137,26 +139,21 @@ class Pendulum(Env):
 
     def reset(self, *, config: Mapping[str, Any] | None = None) -> torch.Tensor:
         """Apply ``config`` on top of the constructor's, restart every
-        sub-env from a random state and return ``[num_envs, 3]``.
-
-        Sub-envs start at random points of their first episode, so their
-        later episodes are staggered and a horizon's mean reward doesn't
-        swing with a shared episode phase."""
+        sub-env from a random state and return ``[num_envs, 3]``."""
         self._apply_config(config)
         self._reset_state()
-        phase = torch.rand(self.num_envs, device=self.device) * self._limit
-        self.episode_steps = phase.to(torch.int64)
         return self._obs()
 
-    def step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(self, action: torch.Tensor) -> Step:
         """Apply the torques for ``dt`` seconds.
 
         Args:
             action: ``[num_envs, 1]`` (or ``[num_envs]``) torques (N m).
 
         Returns:
-            ``(obs [num_envs, 3], reward [num_envs])``; sub-envs that reached
-            ``episode_steps`` are already restarted in ``obs``.
+            A :class:`~rl8.env.Step`: ``obs [num_envs, 3]`` (sub-envs that
+            reached ``episode_steps`` already restarted), ``reward [num_envs]``,
+            ``truncated`` (the time limit) and ``final_obs``; never terminated.
         """
         th, thdot = self.state.unbind(-1)
         u = action.reshape(self.num_envs).to(torch.float32)
@@ -166,8 +163,9 @@ class Pendulum(Env):
         newthdot = torch.clamp(newthdot, min=self._min_speed, max=self._max_speed)
         newth = angle_normalize(th + newthdot * self._dt)
         steps = self.episode_steps + 1
-        cont = steps < self._limit
-        self.episode_steps = torch.where(cont, steps, 0)
+        truncated = steps >= self._limit
+        self.episode_steps = torch.where(truncated, 0, steps)
         new_state = torch.stack((newth, newthdot), dim=-1)
-        self.state = torch.where(cont.unsqueeze(-1), new_state, self._sample_init())
-        return self._obs(), -cost
+        final_obs = torch.stack((torch.cos(newth), torch.sin(newth), newthdot), dim=-1)
+        self.state = torch.where(truncated.unsqueeze(-1), self._sample_init(), new_state)
+        return Step(self._obs(), -cost, None, truncated, final_obs=final_obs)

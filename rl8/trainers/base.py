@@ -132,7 +132,9 @@ class GenericTrainerBase(Generic[_Algorithm]):
         self, *, env_config: Mapping[str, Any] | None = None, deterministic: bool = True
     ) -> dict[str, float]:
         """Collect ``horizons_per_env_reset`` horizons (one when it is -1)
-        without learning, and return their mean stats prefixed ``eval/``.
+        without learning, and return their mean stats prefixed ``eval/``;
+        ``eval/episodes/*`` are over the episodes that ended during the
+        evaluation (``eval/episodes/count`` of them, up to ``max(100, num_envs)``).
 
         Evaluation shares the training environment and buffer, so with
         ``horizons_per_env_reset > 0`` it starts from a fresh reset with
@@ -154,14 +156,20 @@ class GenericTrainerBase(Generic[_Algorithm]):
                 "evaluation shares the environment and buffer with training."
             )
         stats: dict[str, list[float]] = defaultdict(list)
+        self.algorithm.episodes.clear("eval")
         for _ in range(max(1, hper)):
             for k, v in self.algorithm.collect(
-                env_config=env_config, deterministic=deterministic
+                env_config=env_config, deterministic=deterministic, evaluation=True
             ).items():
                 stats[k].append(v)
             self.state["algorithm/collects"] += 1
         self.algorithm.state.buffered = False
-        eval_stats = {f"eval/{k}": sum(v) / len(v) for k, v in stats.items()}
+        # Episode stats are over the evaluation's finished episodes (the last
+        # collect's); the others are means over its collects.
+        eval_stats = {
+            f"eval/{k}": v[-1] if k.startswith("episodes/") else sum(v) / len(v)
+            for k, v in stats.items()
+        }
         if self.tracker is not None:
             self.tracker.log_metrics(eval_stats, step=self.state["env/steps"])
         return eval_stats
