@@ -287,10 +287,16 @@ def build(cfg: DictConfig) -> Built:
     validate(cfg)
 
     # Environment: a factory, with its physical parameters checked against the class.
+    if not isinstance(cfg.env, DictConfig) or "_target_" not in cfg.env:
+        raise ConfigError(
+            "env must be a config node with a _target_ (an env class); pick an option "
+            "with env=cartpole (see conf/env/) or set env._target_."
+        )
     env_node = OmegaConf.masked_copy(cfg.env, [k for k in cfg.env if k != "config"])
     env_class, env_kwargs = _unwrap(_instantiate(env_node, "env"))
+    _check_kwargs(env_class, env_kwargs, "env", skip=2)  # after num_envs, horizon
     env_cls = functools.partial(env_class, **env_kwargs) if env_kwargs else env_class
-    env_config = _plain(cfg.env.config) or {}
+    env_config = _plain(cfg.env.get("config")) or {}
     eval_env_config = _plain(cfg.eval.env_config) or None
     validate_env = getattr(env_class, "validate_config", None)
     eval_schedule = None

@@ -49,7 +49,9 @@ class EnvConf:
     ``env_cls(num_envs, horizon, config=..., device=...)``, so the node is
     instantiated as a factory (``_partial_: true``), and ``config`` (the env's
     physical parameters, checked against the class's ``params``) becomes
-    ``TrainConfig.env_config``."""
+    ``TrainConfig.env_config``. Any other key is a keyword argument of the
+    factory (e.g. ``id`` of ``rl8.envs.Gymnasium``), checked against its
+    signature when the job is built."""
 
     _target_: str = MISSING
     _partial_: bool = True
@@ -202,7 +204,8 @@ class ProgressConf:
 class TrainAppConf:
     """The whole composed config of ``python -m rl8.train``."""
 
-    env: EnvConf = MISSING
+    #: An :class:`EnvConf`, plus the factory's own keyword arguments (checked at build).
+    env: Any = MISSING
     model: ModelConf = field(default_factory=ModelConf)
     #: ``_target_`` (a ``torch.optim.Optimizer`` class), ``_partial_: true`` and its kwargs.
     optimizer: Any = MISSING

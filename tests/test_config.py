@@ -42,7 +42,7 @@ def _tiny(model: str) -> list[str]:
 
 
 def test_groups_have_the_documented_options() -> None:
-    assert ENVS == ["cartpole", "continuous_dummy", "dummy", "memory", "pendulum"]
+    assert ENVS == ["cartpole", "continuous_dummy", "dummy", "gymnasium", "memory", "pendulum"]
     assert MODELS == ["lstm", "mlp"]
     assert OPTIMIZERS == ["adam", "adamw", "sgd"]
     assert (CONF_DIR / "trainer" / "ppo.yaml").is_file()
