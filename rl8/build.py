@@ -292,7 +292,7 @@ def build(cfg: DictConfig) -> Built:
             "env must be a config node with a _target_ (an env class); pick an option "
             "with env=cartpole (see conf/env/) or set env._target_."
         )
-    env_node = OmegaConf.masked_copy(cfg.env, [k for k in cfg.env if k != "config"])
+    env_node = OmegaConf.masked_copy(cfg.env, [str(k) for k in cfg.env if k != "config"])
     env_class, env_kwargs = _unwrap(_instantiate(env_node, "env"))
     _check_kwargs(env_class, env_kwargs, "env", skip=2)  # after num_envs, horizon
     env_cls = functools.partial(env_class, **env_kwargs) if env_kwargs else env_class

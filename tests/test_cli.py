@@ -266,7 +266,9 @@ def test_bad_input_fails_fast_with_a_short_message(case, bad_input_results, mlfl
     assert proc.returncode in (1, 2), proc.stderr
     assert key in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) < 16, proc.stderr  # Hydra lists the options of a group
+    assert len(proc.stderr.strip().splitlines()) < 16, (
+        proc.stderr
+    )  # Hydra lists the options of a group
     assert not (out / checkpoint.CHECKPOINT_NAME).exists()
     assert not [r for r in _runs(mlflow_uri, "cli_bad_input") if r.info.status == "FINISHED"]
 
