@@ -73,8 +73,9 @@ class AlgorithmConfig:
     model_config: dict[str, Any] | None = None
     #: Action distribution class; default from the action spec (categorical / squashed normal).
     distribution_cls: Any = None
-    #: Sub-environments stepped together. Default 512.
-    num_envs: int = 512
+    #: Sub-environments stepped together. Default 64 (raise it, with
+    #: ``sgd_minibatch_size``, for GPUs and slow environments).
+    num_envs: int = 64
     #: Steps per sub-environment per collect (one trainer step). Default 32.
     horizon: int = 32
     #: Horizons between full env resets; ``-1`` (default) resets only before the first
@@ -110,10 +111,10 @@ class AlgorithmConfig:
     #: ``"step"`` (hold each value) or ``"interp"`` (linear). Default ``"step"``.
     entropy_coeff_schedule_kind: Literal["step", "interp"] = "step"
     #: Transitions per SGD minibatch, capped at the buffer (``num_envs * horizon``):
-    #: a value at least the buffer's size means one minibatch. Default 4096.
-    sgd_minibatch_size: int = 4096
-    #: Passes over the buffer per update. Default 4.
-    num_sgd_iters: int = 4
+    #: a value at least the buffer's size means one minibatch. Default 512.
+    sgd_minibatch_size: int = 512
+    #: Passes over the buffer per update. Default 10.
+    num_sgd_iters: int = 10
     #: Shuffle transitions between minibatches. Default true.
     shuffle_minibatches: bool = True
     #: One optimizer step per pass (gradients summed over its minibatches)
