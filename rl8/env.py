@@ -91,6 +91,7 @@ __all__ = [
     "check_reset_output",
     "check_specs",
     "check_step_output",
+    "close_env",
     "make_env",
 ]
 
@@ -233,6 +234,11 @@ class Env:
             ``(obs, reward, terminated)`` (see the module docstring).
         """
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the environment holds (worker processes, files); the
+        trainer's :meth:`~rl8.trainers.GenericTrainerBase.close` and the app
+        call it at the end. Default: nothing."""
 
 
 class EnvFactory(Protocol):
@@ -484,6 +490,14 @@ def check_step_output(env: Env, out: Any) -> None:
             raise EnvProtocolError(
                 f"{name} final_obs has shape {shape}; expected obs's {tuple(out.obs.shape)}."
             )
+
+
+def close_env(env: Any) -> None:
+    """``env.close()`` when the environment has one (the protocol does not
+    require it)."""
+    close = getattr(env, "close", None)
+    if callable(close):
+        close()
 
 
 def as_step(out: Step | tuple[torch.Tensor, ...]) -> Step:

@@ -43,6 +43,7 @@ from . import checkpoint as ckpt_lib
 from .algorithms.config import resolve_device
 from .build import Built, build, core_error
 from .config import TrainAppConf
+from .env import close_env
 from .errors import ConfigError
 from .loop import Loop, Signals, close_tracker
 
@@ -317,7 +318,10 @@ def run(
             close_tracker(tracker, "FAILED")
             raise
         loop = Loop(cfg, job, built, trainer, tracker, reporter, ckpt, ckpt_path, signals)
-        return loop.run()
+        try:
+            return loop.run()
+        finally:
+            close_env(trainer.algorithm.env)
 
 
 def _restore(trainer: Any, built: Built, ckpt: Mapping[str, Any]) -> None:

@@ -7,7 +7,10 @@ Two settings per ``num_envs``:
   value MLPs 4->256->256 (ReLU), 4 SGD iterations over the whole buffer as one
   minibatch, Adam lr 1e-3, fp32. Any speed-up here comes from how the work is
   done, not from doing less of it.
-* ``defaults``: what ``Trainer(CartPole)`` does out of the box.
+* ``defaults``: what ``Trainer(CartPole)`` does out of the box (64 envs,
+  minibatches of 512, 10 passes), scaled to ``num_envs``: minibatches of
+  ``512 * num_envs / 64`` transitions, so an update takes as many optimizer
+  steps (40) at every size.
 
 With ``--anchor-python`` the original rl8 1.0.0 harness
 (``../shared/anchors/bench_rl8.py``, run in its own venv) is measured in the
@@ -33,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from rl8 import Trainer
+from rl8 import AlgorithmConfig, Trainer
 from rl8.envs import CartPole
 
 EQUAL_WORK = {
@@ -42,12 +45,17 @@ EQUAL_WORK = {
     "sgd_minibatch_size": 1 << 30,  # capped at the buffer: one full-batch minibatch, as 1.0.0
     "optimizer_config": {"lr": 1e-3},
 }
+DEFAULTS = AlgorithmConfig()
 ANCHORS = Path(__file__).resolve().parents[1].parent / "shared" / "anchors"
 
 
 def measure(num_envs: int, horizon: int, setting: str, warmup: int, iters: int) -> dict:
     """Transitions/s of one fresh trainer: median over ``iters`` timed iterations."""
-    kwargs = dict(EQUAL_WORK) if setting == "equal-work" else {}
+    kwargs = (
+        dict(EQUAL_WORK)
+        if setting == "equal-work"
+        else {"sgd_minibatch_size": DEFAULTS.sgd_minibatch_size * num_envs // DEFAULTS.num_envs}
+    )
     trainer = Trainer(
         CartPole, num_envs=num_envs, horizon=horizon, device="cpu", **kwargs, tracker=None
     )

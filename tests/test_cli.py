@@ -312,6 +312,9 @@ def test_default_run_is_a_quick_cartpole_training(tmp_path) -> None:
     assert (tmp_path / "mlflow.db").is_file()  # MLflow's default store, in the cwd
     [ckpt_path] = (tmp_path / "outputs").glob("*/*/checkpoint.pt")
     ckpt = checkpoint.load(ckpt_path)
-    assert ckpt["trainer"]["trainer"]["env/steps"] >= 300_000
+    # It stopped because CartPole was solved (the last 100 episodes average >= 475),
+    # well within the 2M-step budget.
+    assert "stop.metric episodes/return_mean=" in proc.stdout + proc.stderr
+    assert 50_000 <= ckpt["trainer"]["trainer"]["env/steps"] < 2_000_000
     assert torch.isfinite(torch.tensor(ckpt["loop"]["last_eval"]["eval/returns/mean"]))
     print(f"default run: {wall:.1f} s wall")  # a figure, not an assertion

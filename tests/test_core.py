@@ -28,7 +28,7 @@ from rl8.schedulers import EntropyScheduler, LRScheduler
 from rl8.specs import BoundedSpec, DiscreteSpec, UnboundedSpec
 from rl8.tracking import MlflowTracker
 
-SMALL = {"num_envs": 16, "horizon": 8}
+SMALL = {"num_envs": 16, "horizon": 8, "num_sgd_iters": 4}
 
 
 def test_documented_imports() -> None:

@@ -107,7 +107,7 @@ def test_every_module_of_the_checkout_is_in_the_wheel(installed, tmp_path) -> No
 
 def test_help_and_cfg_job_list_the_shipped_configs(installed, tmp_path) -> None:
     helptext = _run(installed, tmp_path, "rl8-train", "--help").stdout
-    assert "env: cartpole, continuous_dummy, dummy, memory, pendulum" in helptext
+    assert "env: cartpole, continuous_dummy, dummy, gymnasium, memory, pendulum" in helptext
     assert "experiment: cartpole, cartpole_randomization, cartpole_search" in helptext
     job = _run(installed, tmp_path, "python", "-m", "rl8.train", "--cfg", "job").stdout
     assert "_target_: rl8.envs.CartPole" in job

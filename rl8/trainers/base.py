@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 
 from ..algorithms import Algorithm, AlgorithmBase, RecurrentAlgorithm
 from ..conditions import Condition
-from ..env import EnvFactory
+from ..env import EnvFactory, close_env
 from ..tracking import AUTO, MlflowTracker, TrackerArg, resolve_tracker, unique_run_name
 
 __all__ = ["GenericTrainerBase", "RecurrentTrainer", "Trainer", "TrainerState"]
@@ -74,10 +74,12 @@ class GenericTrainerBase(Generic[_Algorithm]):
         return unique_run_name(env, model)
 
     def close(self, status: str = "FINISHED") -> None:
-        """End tracking: the run this trainer created (``tracker="auto"``) is
-        flushed and ended with ``status`` (``"FINISHED"`` (default),
-        ``"FAILED"`` or ``"KILLED"``); a tracker passed in is only flushed
-        and waited for (its owner closes it). Without a tracker, nothing."""
+        """Close the environment (:meth:`rl8.env.Env.close`) and end tracking:
+        the run this trainer created (``tracker="auto"``) is flushed and ended
+        with ``status`` (``"FINISHED"`` (default), ``"FAILED"`` or
+        ``"KILLED"``); a tracker passed in is only flushed and waited for (its
+        owner closes it)."""
+        close_env(self.algorithm.env)
         if self.tracker is None:
             return
         if self._owns_tracker:
