@@ -8,11 +8,13 @@ trainer failed with "Changing param values is not allowed").
 
 Metrics are buffered and sent with one ``log_batch`` call every
 ``flush_every`` logging calls (default 1: one call per training step) and on
-:meth:`MlflowTracker.flush` / :meth:`MlflowTracker.close`. Metric batches go
-through MLflow's asynchronous logging, one batch in flight at a time: the
+:meth:`MlflowTracker.flush` / :meth:`MlflowTracker.close`. Metric batches are
+written by a thread of the tracker's own, one batch in flight at a time: the
 store write of step k overlaps step k + 1 instead of stalling the training
 loop (a SQLite write costs ~10 ms, a few % of a CPU step and far more of a
-GPU step). :meth:`MlflowTracker.close` waits for the last batch.
+GPU step). :meth:`MlflowTracker.close` waits for the last batch. (MLflow's
+own asynchronous logging would do the same, but ending a run that used it
+stalls for up to a second while its worker thread notices the shutdown.)
 
 A run that is still open when the interpreter exits is ended then (see
 :meth:`MlflowTracker.close`): ``FINISHED`` after a normal exit, ``KILLED``
@@ -27,6 +29,7 @@ create a tracker of their own on MLflow's default store (see
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import math
 import os
 import secrets
@@ -93,7 +96,8 @@ class MlflowTracker:
         self.flush_every = max(1, int(flush_every))
         self._pending: list[Any] = []
         self._calls = 0
-        self._in_flight: Any = None  # RunOperations of the last asynchronous batch
+        self._in_flight: list[concurrent.futures.Future[Any]] = []  # the last batch's writes
+        self._writer: concurrent.futures.ThreadPoolExecutor | None = None
         if run_id is not None:
             run = self.client.get_run(run_id)
             self.run_id = run.info.run_id
@@ -162,13 +166,17 @@ class MlflowTracker:
         if not pending:
             return
         self.wait()
-        ops = [
-            self.client.log_batch(
-                self.run_id, metrics=pending[i : i + _BATCH_LIMIT], synchronous=False
+        if self._writer is None:
+            self._writer = concurrent.futures.ThreadPoolExecutor(1, "rl8-mlflow")
+        self._in_flight = [
+            self._writer.submit(
+                self.client.log_batch,
+                self.run_id,
+                metrics=pending[i : i + _BATCH_LIMIT],
+                synchronous=True,
             )
             for i in range(0, len(pending), _BATCH_LIMIT)
         ]
-        self._in_flight = [op for op in ops if op is not None]
 
     def wait(self) -> None:
         """Block until the metrics sent so far are in the store.
@@ -176,9 +184,9 @@ class MlflowTracker:
         Raises:
             mlflow.exceptions.MlflowException: A batch failed to be written.
         """
-        in_flight, self._in_flight = self._in_flight, None
-        for op in in_flight or ():
-            op.wait()
+        in_flight, self._in_flight = self._in_flight, []
+        for op in in_flight:
+            op.result()
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         """Upload a local file or directory to the run's artifacts."""
@@ -199,7 +207,13 @@ class MlflowTracker:
         _OPEN.discard(self)
         self.flush()
         self.wait()
+        self._stop_writer()
         self.client.set_terminated(self.run_id, status=status)
+
+    def _stop_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
 
     def _close_at_exit(self) -> None:
         try:
