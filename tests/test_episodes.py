@@ -206,3 +206,15 @@ def test_env_stats_are_averaged_over_the_horizon() -> None:
     obs = trainer.algorithm.buffer.obs[:, 1:]
     assert 2.0 <= stats["env/left"] <= 3.0
     assert stats["env/left"] == pytest.approx(float(obs.mean()))
+
+
+def test_finished_episodes_survive_a_checkpoint_round_trip() -> None:
+    torch.manual_seed(0)
+    trainer = Trainer(CartPole, num_envs=16, horizon=32, tracker=None)
+    for _ in range(3):
+        stats = trainer.step()
+    restored = Trainer(CartPole, num_envs=16, horizon=32, tracker=None)
+    restored.load_state_dict(trainer.state_dict())
+    got = {k: float(v) for k, v in restored.algorithm.episodes.stats().items()}
+    assert got["episodes/count"] == stats["episodes/count"] > 0
+    assert got["episodes/return_mean"] == stats["episodes/return_mean"]

@@ -364,6 +364,7 @@ class AlgorithmBase:
             },
             "entropy_coeff": self.entropy_scheduler.coeff,
             "running_return": self.buffer.running_return.cpu(),
+            "episodes": self.episodes.state_dict(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -381,6 +382,8 @@ class AlgorithmBase:
         )
         self.entropy_scheduler.coeff = float(state["entropy_coeff"])
         self.buffer.running_return.copy_(state["running_return"])
+        if "episodes" in state:  # (checkpoints from before episode statistics lack it)
+            self.episodes.load_state_dict(state["episodes"])
         self.lr_scheduler.step(self.state.env_steps)
         self.entropy_scheduler.step(self.state.env_steps)
         self._force_reset = True

@@ -11,6 +11,9 @@ last ``window`` episodes are kept by a ``topk`` over their end times.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 
 __all__ = ["EpisodeStats"]
@@ -120,3 +123,26 @@ class EpisodeStats:
     def clear(self, window: str) -> None:
         """Forget the episodes in ``window`` (e.g. before an evaluation)."""
         self.windows[window].clear()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The finished episodes of both windows (CPU tensors) and the clock;
+        running episodes are not kept (a restored environment restarts)."""
+        return {
+            "clock": self._clock,
+            **{
+                name: {"keys": w.keys.cpu(), "returns": w.returns.cpu(), "lengths": w.lengths.cpu()}
+                for name, w in self.windows.items()
+            },
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`; running episodes restart."""
+        self.reset()
+        self._clock = int(state["clock"])
+        for name, w in self.windows.items():
+            saved = state[name]
+            if saved["keys"].numel() != w.keys.numel():
+                continue  # another num_envs: the eval window's size differs
+            w.keys = saved["keys"].to(self.device)
+            w.returns = saved["returns"].to(self.device)
+            w.lengths = saved["lengths"].to(self.device)
