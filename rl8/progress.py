@@ -59,7 +59,8 @@ class Progress:
         #: Latest (label, value) pairs shown: episode return and length, or
         #: the horizon return and per-step reward.
         self.shown: dict[str, float | None] = {}
-        self.eval_returns: float | None = None
+        #: The latest evaluation's (label, value): episode return, else horizon return.
+        self.eval_shown: tuple[str, float] | None = None
         if bar is None:
             bar = sys.stderr.isatty() and not multirun
         self.bar: Any = None
@@ -114,15 +115,16 @@ class Progress:
         else:
             self.shown = {"return": stats.get("returns/mean"), "reward": stats.get("rewards/mean")}
         if eval_stats:
-            key = "eval/episodes/return_mean"
-            if not math.isfinite(eval_stats.get(key, math.nan)):
-                key = "eval/returns/mean"
-            self.eval_returns = eval_stats.get(key, self.eval_returns)
+            episodes = eval_stats.get("eval/episodes/return_mean", math.nan)
+            if math.isfinite(episodes):
+                self.eval_shown = ("eval ep return", episodes)
+            elif "eval/returns/mean" in eval_stats:
+                self.eval_shown = ("eval return", eval_stats["eval/returns/mean"])
         if self.bar is not None:
             self.bar.update(delta)
             post = {k: _fmt(v) for k, v in self.shown.items()}
-            if self.eval_returns is not None:
-                post["eval"] = _fmt(self.eval_returns)
+            if self.eval_shown is not None:
+                post[self.eval_shown[0]] = _fmt(self.eval_shown[1])
             self.bar.set_postfix(post, refresh=False)
             return
         now = time.perf_counter()
@@ -140,8 +142,8 @@ class Progress:
             f"env steps {self.env_steps:,}{budget}",
             *(f"{k} {_fmt(v)}" for k, v in self.shown.items()),
         ]
-        if self.eval_returns is not None:
-            parts.append(f"eval return {_fmt(self.eval_returns)}")
+        if self.eval_shown is not None:
+            parts.append(f"{self.eval_shown[0]} {_fmt(self.eval_shown[1])}")
         parts.append(f"{self.rate:,.0f} trans/s")
         parts.append(f"{time.perf_counter() - self.t0:.1f} s")
         return " | ".join(parts)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import random
 import re
 from pathlib import Path
@@ -308,9 +309,22 @@ def test_progress_shows_a_bar_or_log_lines(bar, caplog, capsys) -> None:
     if bar:
         err = capsys.readouterr().err
         assert "50%" in err
-        assert "return=3, reward=0.5, eval=4" in err
+        assert "return=3, reward=0.5, eval return=4" in err
     else:
         assert "env steps 500/1,000 (50%) | return 3 | reward 0.5 | eval return 4" in caplog.text
+
+
+def test_progress_shows_episode_returns_where_the_env_has_episodes(caplog) -> None:
+    from rl8.progress import Progress
+
+    caplog.set_level("INFO", logger="rl8.train")
+    progress = Progress(1000, bar=False, log_every_s=1e-9)
+    train = {"returns/mean": 32.0, "episodes/return_mean": 212.5, "episodes/length_mean": 212.5}
+    progress.update(1, 500, train, {"eval/episodes/return_mean": 500.0})
+    assert "| ep return 212.5 | ep length 212.5 | eval ep return 500 |" in caplog.text
+    # An evaluation in which no episode ended shows its horizon return.
+    progress.update(2, 600, train, {"eval/episodes/return_mean": math.nan, "eval/returns/mean": 32})
+    assert "| eval return 32 |" in caplog.text
 
 
 def test_same_seed_same_metrics_on_cpu(compose, tmp_path) -> None:
