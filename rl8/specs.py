@@ -105,6 +105,7 @@ class Param:
         low: Smallest valid value (inclusive); ``None`` for unbounded.
         high: Largest valid value (inclusive); ``None`` for unbounded.
         doc: What the parameter means, with its unit.
+        integer: Whether values must be whole numbers (e.g. a step count).
     """
 
     default: float
@@ -133,6 +134,16 @@ class Param:
             finite = math.isfinite(vmin)
         if not finite:
             raise ValueError(f"{owner} parameter '{name}' must be finite, got {value!r}.")
+        if self.integer:
+            whole = (
+                bool((value == torch.round(value)).all())
+                if isinstance(value, torch.Tensor)
+                else vmin == round(vmin)
+            )
+            if not whole:
+                raise ValueError(
+                    f"{owner} parameter '{name}' must be a whole number, got {value!r}."
+                )
         if (self.low is not None and vmin < self.low) or (
             self.high is not None and vmax > self.high
         ):

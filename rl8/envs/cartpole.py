@@ -25,7 +25,6 @@ import torch
 
 from ..env import Device, Env, Step
 from ..specs import DiscreteSpec, Param, UnboundedSpec
-from .memory import check_integer_params
 
 __all__ = ["CartPole"]
 
@@ -98,14 +97,6 @@ class CartPole(Env):
         self.observation_spec = UnboundedSpec(4)
         self.action_spec = DiscreteSpec(2)
         self._reset_state()
-
-    @classmethod
-    def validate_config(cls, config: Mapping[str, Any] | None) -> dict[str, Any]:
-        """As :meth:`Env.validate_config`, and ``max_episode_steps`` must be a
-        whole number."""
-        config = super().validate_config(config)
-        check_integer_params(cls, config)
-        return config
 
     def _apply_config(self, config: Mapping[str, Any] | None) -> None:
         super()._apply_config(config)

@@ -27,22 +27,6 @@ from ..specs import DiscreteSpec, Param, UnboundedSpec
 __all__ = ["Memory"]
 
 
-def check_integer_params(cls: type[Env], config: Mapping[str, Any]) -> None:
-    """Raise ``ValueError`` naming the first ``integer=True`` parameter of
-    ``cls`` that ``config`` sets to a non-integer value."""
-    for key, value in config.items():
-        if not cls.params[key].integer:
-            continue
-        if isinstance(value, torch.Tensor):
-            bad = bool((value != torch.round(value)).any()) if value.numel() else False
-        else:
-            bad = float(value) != round(float(value))
-        if bad:
-            raise ValueError(
-                f"{cls.__name__} parameter '{key}' must be a whole number, got {value!r}."
-            )
-
-
 class Memory(Env):
     """``num_envs`` cue-recall tasks stepped together with tensor ops.
 
@@ -97,13 +81,6 @@ class Memory(Env):
         self.observation_spec = UnboundedSpec(2)
         self.action_spec = DiscreteSpec(2)
         self._reset_state()
-
-    @classmethod
-    def validate_config(cls, config: Mapping[str, Any] | None) -> dict[str, Any]:
-        """As :meth:`Env.validate_config`, and ``delay`` must be a whole number."""
-        config = super().validate_config(config)
-        check_integer_params(cls, config)
-        return config
 
     def _apply_config(self, config: Mapping[str, Any] | None) -> None:
         super()._apply_config(config)

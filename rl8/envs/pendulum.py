@@ -32,7 +32,6 @@ import torch
 
 from ..env import Device, Env, Step
 from ..specs import BoundedSpec, Param, UnboundedSpec
-from .memory import check_integer_params
 
 __all__ = ["Pendulum", "angle_normalize"]
 
@@ -103,14 +102,6 @@ class Pendulum(Env):
         bound = float(torch.as_tensor(max_torque).max())
         self.action_spec = BoundedSpec(1, low=-bound, high=bound)
         self._reset_state()
-
-    @classmethod
-    def validate_config(cls, config: Mapping[str, Any] | None) -> dict[str, Any]:
-        """As :meth:`Env.validate_config`, and ``episode_steps`` must be a
-        whole number."""
-        config = super().validate_config(config)
-        check_integer_params(cls, config)
-        return config
 
     def _apply_config(self, config: Mapping[str, Any] | None) -> None:
         super()._apply_config(config)
