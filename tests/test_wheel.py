@@ -141,3 +141,11 @@ def test_experiment_search_runs_from_any_directory(installed, tmp_path) -> None:
     )
     trials = sorted(p.parent.name for p in tmp_path.glob("multirun/*/trial_*/seed_0"))
     assert trials == ["trial_0", "trial_1"]
+
+
+def test_evaluate_runs_from_any_directory(installed, tmp_path) -> None:
+    _run(installed, tmp_path, "python", "-m", "rl8.train", *TINY, "hydra.run.dir=job")
+    out = _run(installed, tmp_path, "rl8-evaluate", "run=job", "episodes=3").stdout
+    assert "3 episodes (deterministic)" in out and "return" in out
+    helptext = _run(installed, tmp_path, "rl8-evaluate", "--help").stdout
+    assert "python -m rl8.evaluate run=<job>" in helptext

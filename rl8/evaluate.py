@@ -1,0 +1,267 @@
+"""``python -m rl8.evaluate run=<job> [key=value ...]``: run a trained policy
+again, for whole episodes, and report their returns and lengths.
+
+The job is named by its output dir (``outputs/<date>/<time>``), its
+``checkpoint.pt`` or its MLflow run id. Its environment and policy are
+rebuilt from the config and weights in the checkpoint; every one of
+``episodes`` sub-environments then runs exactly one episode from a reset (so
+long episodes are not under-represented), deterministic by default. The
+table of episode return and length (mean, std, min, max) is printed and
+logged to a child run of the job's MLflow run (metrics ``evaluate/...``).
+
+Keys (``key=value``, like the train command's overrides)::
+
+    run=...               the job (required)
+    episodes=20           episodes, one per sub-environment
+    deterministic=true    the policy's mode instead of sampling
+    seed=0                seeds torch, numpy, random
+    device=null           null: the job's; or auto, cpu, cuda, ...
+    max_steps=100000      steps per episode before giving up on it
+    mlflow=true           log a child run of the job's run (when it was tracked)
+    tracking_uri=null     the MLflow store of a run id (default: MLflow's)
+    env.<key>=...         overrides of the job's env node, e.g. env.config.length=1.5
+                          (env._target_=... another env class: replaces the node)
+
+An override that changes the observation or action shapes fails, naming
+the mismatch. Examples::
+
+    python -m rl8.evaluate run=outputs/2026-11-28/10-00-00
+    python -m rl8.evaluate run=outputs/2026-11-28/10-00-00 env.config.length=1.5 episodes=100
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .errors import ConfigError, did_you_mean
+
+__all__ = ["EpisodeResults", "EvaluateConf", "evaluate", "main", "run_episodes"]
+
+log = logging.getLogger("rl8.evaluate")
+
+
+@dataclass
+class EvaluateConf:
+    """The keys of ``python -m rl8.evaluate`` (see the module docstring)."""
+
+    run: str = ""
+    episodes: int = 20
+    deterministic: bool = True
+    seed: int = 0
+    device: str | None = None
+    max_steps: int = 100_000
+    mlflow: bool = True
+    tracking_uri: str | None = None
+    env: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EpisodeResults:
+    """Returns and lengths of the evaluated episodes (one per sub-environment)."""
+
+    returns: torch.Tensor
+    lengths: torch.Tensor
+    #: Environment steps taken (all sub-environments).
+    env_steps: int
+
+    def stats(self, prefix: str = "") -> dict[str, float]:
+        """``return_mean``, ``return_std``, ``return_min``, ``return_max`` and
+        the same for ``length``, plus ``episodes``."""
+        out: dict[str, float] = {f"{prefix}episodes": float(self.returns.numel())}
+        for name, x in (("return", self.returns.double()), ("length", self.lengths.double())):
+            std = float(x.std()) if x.numel() > 1 else 0.0
+            out[f"{prefix}{name}_mean"] = float(x.mean())
+            out[f"{prefix}{name}_std"] = std
+            out[f"{prefix}{name}_min"] = float(x.min())
+            out[f"{prefix}{name}_max"] = float(x.max())
+        return out
+
+    def table(self) -> str:
+        s = self.stats()
+        lines = [f"{'':8}{'mean':>10}{'std':>10}{'min':>10}{'max':>10}"]
+        for name in ("return", "length"):
+            cells = "".join(f"{s[f'{name}_{k}']:>10.4g}" for k in ("mean", "std", "min", "max"))
+            lines.append(f"{name:8}{cells}")
+        return "\n".join(lines)
+
+
+@torch.no_grad()
+def run_episodes(
+    algorithm: Any,
+    *,
+    deterministic: bool = True,
+    max_steps: int = 100_000,
+    env_config: Mapping[str, Any] | None = None,
+) -> EpisodeResults:
+    """Run one episode in each of the algorithm's sub-environments, from a
+    reset, with its policy (its recurrent state carried through the episode).
+
+    Raises:
+        ConfigError: The environment reports no episode ends (``terminated``
+            or ``truncated``), or an episode lasts longer than ``max_steps``.
+    """
+    from .algorithms import RecurrentAlgorithm
+    from .env import as_step
+
+    env, policy, device = algorithm.env, algorithm.policy, algorithm.device
+    n = env.num_envs
+    recurrent = isinstance(algorithm, RecurrentAlgorithm)
+    obs = env.reset(config=env_config)
+    state = policy.model.init_state(n, device) if recurrent else None
+    running = torch.zeros(n, dtype=torch.float64, device=device)
+    length = torch.zeros(n, dtype=torch.int64, device=device)
+    returns = torch.zeros_like(running)
+    lengths = torch.zeros_like(length)
+    finished = torch.zeros(n, dtype=torch.bool, device=device)
+    for t in range(max_steps):
+        if recurrent:
+            action, _, _, state = policy.sample(obs, state, deterministic=deterministic)
+        else:
+            action, _ = policy.sample(obs, deterministic=deterministic)
+        step = as_step(env.step(action))
+        if step.terminated is None and step.truncated is None:
+            raise ConfigError(
+                f"{type(env).__name__} reports no episode ends (terminated/truncated), so it "
+                "has no episodes to evaluate; watch its per-step reward in training instead."
+            )
+        done = torch.zeros_like(finished)
+        for flag in (step.terminated, step.truncated):
+            if flag is not None:
+                done |= flag.reshape(-1)
+        running += step.reward.reshape(-1)
+        length += 1
+        first = done & ~finished
+        returns = torch.where(first, running, returns)
+        lengths = torch.where(first, length, lengths)
+        finished |= done
+        running = torch.where(done, 0.0, running)
+        length = torch.where(done, 0, length)
+        obs = step.obs
+        if t % 16 == 15 and bool(finished.all()):  # one host sync every 16 steps
+            break
+    if not bool(finished.all()):
+        raise ConfigError(
+            f"{int((~finished).sum())} of {n} episodes did not end within max_steps="
+            f"{max_steps}; raise max_steps."
+        )
+    return EpisodeResults(returns.cpu(), lengths.cpu(), env_steps=(t + 1) * n)
+
+
+def evaluate(conf: EvaluateConf) -> EpisodeResults:
+    """Evaluate the job ``conf.run`` (see the module docstring) and log the
+    results to a child MLflow run of the job's run."""
+    from . import checkpoint as ckpt_lib
+    from .runs import open_run
+
+    _check(conf)
+    trained = open_run(conf.run, tracking_uri=conf.tracking_uri)
+    trainer = trained.build_trainer(
+        env=conf.env or None, num_envs=conf.episodes, device=conf.device
+    )
+    ckpt_lib.seed_everything(conf.seed)
+    try:
+        results = run_episodes(
+            trainer.algorithm, deterministic=conf.deterministic, max_steps=conf.max_steps
+        )
+    finally:
+        trainer.close()
+    mode = "deterministic" if conf.deterministic else "sampled"
+    print(f"{trained.checkpoint_path}: {conf.episodes} episodes ({mode})\n{results.table()}")
+    if conf.mlflow and trained.mlflow_run_id:
+        _log(trained, conf, results)
+    return results
+
+
+def _log(trained: Any, conf: EvaluateConf, results: EpisodeResults) -> None:
+    from .tracking import MlflowTracker
+
+    cfg = trained.cfg
+    tracker = MlflowTracker(
+        tracking_uri=conf.tracking_uri or cfg.mlflow.tracking_uri,
+        experiment_name=cfg.mlflow.experiment_name,
+        run_name=f"evaluate-{conf.episodes}ep-seed{conf.seed}",
+        parent_run_id=trained.mlflow_run_id,
+        tags={"rl8.command": "evaluate", "rl8.env_overrides": OmegaConf.to_yaml(conf.env)},
+    )
+    try:
+        params = {k.name: getattr(conf, k.name) for k in fields(conf) if k.name != "env"}
+        tracker.log_params({**params, "env": dict(conf.env)})
+        env_steps = int(trained.checkpoint["trainer"]["trainer"]["env/steps"])
+        tracker.log_metrics(results.stats("evaluate/"), step=env_steps)
+    except BaseException:
+        tracker.close("FAILED")
+        raise
+    tracker.close("FINISHED")
+    log.info("logged to MLflow run %s (child of %s)", tracker.run_id, trained.mlflow_run_id)
+
+
+def _check(conf: EvaluateConf) -> None:
+    if not conf.run:
+        raise ConfigError("run is required: run=<job output dir | checkpoint.pt | MLflow run id>.")
+    if conf.episodes < 1:
+        raise ConfigError(f"episodes={conf.episodes} must be >= 1.")
+    if conf.max_steps < 1:
+        raise ConfigError(f"max_steps={conf.max_steps} must be >= 1.")
+
+
+def parse(argv: Sequence[str]) -> EvaluateConf:
+    """``key=value`` arguments as an :class:`EvaluateConf`.
+
+    Raises:
+        ConfigError: An unknown key (with the closest one), a wrong type, or
+            an argument that is not ``key=value``.
+    """
+    bad = [a for a in argv if "=" not in a]
+    if bad:
+        raise ConfigError(f"{bad[0]!r} is not key=value; see python -m rl8.evaluate --help.")
+    known = [f.name for f in fields(EvaluateConf)]
+    for arg in argv:
+        key = arg.split("=", 1)[0].lstrip("+").split(".", 1)[0]
+        if key not in known:
+            raise ConfigError(
+                f"{key} is not a key of python -m rl8.evaluate{did_you_mean(key, known)}; "
+                f"keys: {', '.join(known)}."
+            )
+    try:
+        merged = OmegaConf.merge(
+            OmegaConf.structured(EvaluateConf),
+            OmegaConf.from_dotlist([a.lstrip("+") for a in argv]),
+        )
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"{e.full_key}: {str(e).splitlines()[0]}") from None
+    assert isinstance(merged, DictConfig)
+    conf = OmegaConf.to_object(merged)
+    assert isinstance(conf, EvaluateConf)
+    return conf
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; returns the exit status (0, or 1 with a one-line error)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in args):
+        print(__doc__)
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        results = evaluate(parse(args))
+    except ConfigError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
+    return 0 if all(math.isfinite(v) for v in results.stats().values()) else 1
+
+
+def _cli() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    _cli()
