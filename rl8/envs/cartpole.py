@@ -13,6 +13,10 @@ A finished sub-environment restarts in place from a new random initial state
 (each of ``x, x_dot, theta, theta_dot`` uniform in ``[-0.05, 0.05]``): the
 returned observation is already the new one, and the one the episode ended
 on is the step's ``final_obs`` (see :class:`rl8.env.Step`).
+
+:meth:`CartPole.render` draws a sub-environment as gymnasium does (a
+400 x 300 frame, gymnasium's 600 x 400 picture at two thirds of its scale
+with more room above the pole; see :mod:`rl8.render`).
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..env import Device, Env, Step
+from ..render import canvas, check_index, to_frame
 from ..specs import DiscreteSpec, Param, UnboundedSpec
 
 __all__ = ["CartPole"]
@@ -168,3 +174,73 @@ class CartPole(Env):
         self.state = torch.where(go_on.unsqueeze(-1), new_state, self._sample_init())
         reward = torch.ones(self.num_envs, device=self.device)
         return Step(self.state.clone(), reward, self.fell, truncated, final_obs=new_state)
+
+    # -- rendering (rl8.render) ------------------------------------------------------
+
+    #: Frame size of :meth:`render`, pixels.
+    render_width: int = 400
+    render_height: int = 300
+
+    def render(self, index: int = 0) -> np.ndarray:
+        """Sub-env ``index`` in its current state, an RGB frame ``[300, 400,
+        3]`` uint8: the track spans ``[-x_threshold, x_threshold]`` (the cart
+        is half out of the frame where an episode fails), the pole is drawn
+        with the sub-env's own ``length``. Draws with Pillow (about half a
+        millisecond)."""
+        check_index(self, index)
+        return self.render_obs(self.state[index], index)
+
+    def render_obs(self, obs: torch.Tensor, index: int = 0) -> np.ndarray:
+        """Like :meth:`render`, for the state of the observation ``obs``
+        (``[4]``, e.g. a row of a step's ``final_obs``), with the parameters
+        of sub-env ``index``."""
+        check_index(self, index)
+        row = torch.cat((obs.detach().reshape(4), self._length[index : index + 1]))
+        x, _, theta, _, length = row.float().cpu().tolist()
+        return draw_cartpole(
+            x, theta, length, self.x_threshold, self.render_width, self.render_height
+        )
+
+
+def draw_cartpole(
+    x: float, theta: float, length: float, x_threshold: float, width: int, height: int
+) -> np.ndarray:
+    """A cart-pole frame ``[height, width, 3]`` uint8 in gymnasium's colours:
+    cart at ``x`` (m), pole at angle ``theta`` (rad, 0 = upright, > 0 leaning
+    right) and ``2 * length`` m long, the frame ``2 * x_threshold`` m wide."""
+    image, draw = canvas(width, height)
+    s = image.width / width  # supersampling
+    scale = image.width / (2 * x_threshold)  # pixels per meter
+    # Gymnasium's sizes, in meters: cart 0.4 x 0.24, pole 0.08 wide.
+    cart_w, cart_h, pole_w = 0.4 * scale, 0.24 * scale, 0.08 * scale
+    track_y = 0.75 * image.height
+    cart_x = image.width / 2 + x * scale
+    draw.line([(0, track_y), (image.width, track_y)], fill=(0, 0, 0), width=round(s))
+    tick = 0.04 * scale
+    draw.line(
+        [(image.width / 2, track_y), (image.width / 2, track_y + tick)],
+        fill=(0, 0, 0),
+        width=round(s),
+    )
+    draw.rectangle(
+        [cart_x - cart_w / 2, track_y - cart_h / 2, cart_x + cart_w / 2, track_y + cart_h / 2],
+        fill=(0, 0, 0),
+    )
+    # The pole, from just below the axle to its tip: along (sin, -cos) in image
+    # coordinates (y down), half its width to either side.
+    axle_x, axle_y = cart_x, track_y - cart_h / 4
+    ux, uy = math.sin(theta), -math.cos(theta)
+    px, py = -uy * pole_w / 2, ux * pole_w / 2
+    b, t = -pole_w / 2, 2 * length * scale - pole_w / 2
+    draw.polygon(
+        [
+            (axle_x + ux * b - px, axle_y + uy * b - py),
+            (axle_x + ux * t - px, axle_y + uy * t - py),
+            (axle_x + ux * t + px, axle_y + uy * t + py),
+            (axle_x + ux * b + px, axle_y + uy * b + py),
+        ],
+        fill=(202, 152, 101),
+    )
+    r = pole_w / 2
+    draw.ellipse([axle_x - r, axle_y - r, axle_x + r, axle_y + r], fill=(129, 132, 203))
+    return to_frame(image)

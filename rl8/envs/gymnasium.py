@@ -33,6 +33,11 @@ element -> ``BoundedSpec``, with finite bounds that differ between elements
 -> ``BoundedSpec(low=-1, high=1)`` rescaled linearly into each element's
 bounds (as ``gymnasium.wrappers.RescaleAction`` does), with an infinite bound
 -> ``UnboundedSpec``. Anything else raises ``ValueError``.
+
+Rendering. Built with ``render_mode="rgb_array"`` (on the command line
+``+env.render_mode=rgb_array``), :meth:`Gymnasium.render` returns a frame of
+one sub-environment (see :mod:`rl8.render`). Gymnasium's classic-control
+environments draw with pygame (``pip install "gymnasium[classic-control]"``).
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ import torch
 try:
     import gymnasium
     from gymnasium import spaces
-    from gymnasium.vector import AutoresetMode, VectorEnv
+    from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 except ImportError as e:  # pragma: no cover - depends on the installation
     raise ImportError(
         "rl8.envs.Gymnasium needs gymnasium >= 1.1 (vector autoreset modes): "
@@ -120,10 +125,14 @@ class Gymnasium(Env):
             whose ``metadata["autoreset_mode"]`` is ``SAME_STEP`` or
             ``DISABLED``. :meth:`wrap` makes one from an existing vector
             environment. The adapter owns the result: :meth:`close` closes it.
+        render_mode: With ``id``: gymnasium's render mode, passed to
+            ``make_vec``; ``"rgb_array"`` lets :meth:`render` draw frames.
+            Default ``None``: no rendering (and no rendering cost). With
+            ``env_fn``, build the vector environment with the render mode.
 
     Raises:
-        ValueError: Neither or both of ``id`` and ``env_fn``; ``kwargs`` with
-            ``env_fn``; an unknown id or invalid arguments; a vector
+        ValueError: Neither or both of ``id`` and ``env_fn``; ``kwargs`` or
+            ``render_mode`` with ``env_fn``; an unknown id or invalid arguments; a vector
             environment with the wrong number of sub-environments or the
             ``NEXT_STEP`` autoreset mode; an unsupported space; a non-empty
             ``config``. The message names the fix.
@@ -145,6 +154,7 @@ class Gymnasium(Env):
         vectorization_mode: str = "sync",
         kwargs: Mapping[str, Any] | None = None,
         env_fn: Callable[[int], VectorEnv] | None = None,
+        render_mode: str | None = None,
     ) -> None:
         super().__init__(num_envs, horizon, config=config, device=device)
         if (id is None) == (env_fn is None):
@@ -157,7 +167,15 @@ class Gymnasium(Env):
         self.id = id
         if id is not None:
             self._where = f"Gymnasium(id={id!r})"
-            vec_env = self._make_vec(id, vectorization_mode, _plain(kwargs) or {})
+            make_kwargs = _plain(kwargs) or {}
+            if render_mode is not None:
+                other = make_kwargs.setdefault("render_mode", render_mode)
+                if other != render_mode:
+                    raise ValueError(
+                        f"{self._where}: render_mode={render_mode!r} and "
+                        f"kwargs['render_mode']={other!r} differ; set it once."
+                    )
+            vec_env = self._make_vec(id, vectorization_mode, make_kwargs)
         else:
             assert env_fn is not None
             self._where = f"Gymnasium(env_fn={getattr(env_fn, '__name__', env_fn)!r})"
@@ -165,6 +183,12 @@ class Gymnasium(Env):
                 raise ValueError(
                     f"{self._where}: kwargs={dict(kwargs)!r} is only used with id=; with "
                     "env_fn=, pass the arguments to your environments inside env_fn."
+                )
+            if render_mode is not None:
+                raise ValueError(
+                    f"{self._where}: render_mode={render_mode!r} is only used with id=; with "
+                    "env_fn=, build the vector environment with it (e.g. "
+                    "gymnasium.make_vec(..., render_mode='rgb_array'))."
                 )
             vec_env = env_fn(num_envs)
             if not isinstance(vec_env, VectorEnv):
@@ -426,6 +450,55 @@ class Gymnasium(Env):
             self._tensor(truncated),
             final_obs=obs_t if final_np is obs_np else self._tensor(final_np),
         )
+
+    @property
+    def render_mode(self) -> str | None:
+        """The vector environment's render mode (``"rgb_array"``: :meth:`render`
+        works; see :func:`rl8.render.can_render`)."""
+        mode = getattr(self.vec_env, "render_mode", None)
+        return mode if mode is None else str(mode)
+
+    def render(self, index: int = 0) -> np.ndarray:
+        """Sub-environment ``index`` in its current state, the RGB frame
+        ``[H, W, 3]`` uint8 its gymnasium environment draws (where an episode
+        ended in the last step, the new episode's first state: gymnasium
+        resets it inside the step).
+
+        Raises:
+            RuntimeError: The environment was not built with
+                ``render_mode="rgb_array"`` (the message says how), or not
+                reset yet.
+            IndexError: ``index`` is not in ``[0, num_envs)``.
+        """
+        from ..render import check_index
+
+        check_index(self, index)
+        if self.render_mode != "rgb_array":
+            how = (
+                "Gymnasium(..., render_mode='rgb_array'); on the command line "
+                "+env.render_mode=rgb_array"
+                if self.id is not None
+                else "build the vector environment of env_fn with render_mode='rgb_array'"
+            )
+            raise RuntimeError(
+                f"{self._where}: render() needs render_mode='rgb_array', but the vector "
+                f"environment has render_mode={self.render_mode!r} ({how})."
+            )
+        if not self._seeded:
+            raise RuntimeError(f"{self._where}: call reset() before render().")
+        if isinstance(self.vec_env, SyncVectorEnv):  # draw only the one asked for
+            frame = self.vec_env.envs[index].render()
+        else:
+            frames = self.vec_env.render()
+            frame = None if frames is None else frames[index]
+        a = np.asarray(frame)
+        if a.dtype != np.uint8 or a.ndim != 3 or a.shape[-1] != 3:
+            raise RuntimeError(
+                f"{self._where}: sub-environment {index} rendered "
+                f"{type(frame).__name__} of shape {a.shape} and dtype {a.dtype}; expected an "
+                "RGB frame [H, W, 3] uint8."
+            )
+        return a
 
     def close(self) -> None:
         """Close the vector environment (ends ``"async"`` worker processes)."""
