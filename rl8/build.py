@@ -113,6 +113,8 @@ def validate(cfg: DictConfig) -> None:
         _positive_or_null(cfg, key, integer=True)
     for key in ("stop.max_seconds", "guard.max_kl_div", "guard.max_vf_loss"):
         _positive_or_null(cfg, key, integer=False)
+    for key in ("record.episodes", "record.fps"):
+        _check(OmegaConf.select(cfg, key) >= 1, key, OmegaConf.select(cfg, key), "must be >= 1")
     threshold = cfg.stop.threshold
     _check(
         threshold is None or math.isfinite(threshold),

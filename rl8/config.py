@@ -31,6 +31,7 @@ __all__ = [
     "MlflowConf",
     "ModelConf",
     "ProgressConf",
+    "RecordConf",
     "StopConf",
     "StopMode",
     "TrainAppConf",
@@ -168,6 +169,19 @@ class CheckpointConf:
 
 
 @dataclass
+class RecordConf:
+    """``record``: a GIF of the trained policy, ``episodes`` episodes of one
+    sub-env at ``fps`` frames per second, written to the job's output dir
+    (``policy.gif``) and logged to its MLflow run at the end (``at_end``). The
+    env must draw itself (the built-in CartPole and Pendulum; gymnasium envs
+    with ``env.render_mode=rgb_array``); that is checked before training."""
+
+    at_end: bool = False
+    episodes: int = 1
+    fps: int = 30
+
+
+@dataclass
 class MlflowConf:
     """``mlflow``: one run per job. ``tracking_uri: null`` is MLflow's default
     (``MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db`` in the cwd)."""
@@ -225,6 +239,7 @@ class TrainAppConf:
     guard: GuardConf = field(default_factory=GuardConf)
     eval: EvalConf = field(default_factory=EvalConf)
     checkpoint: CheckpointConf = field(default_factory=CheckpointConf)
+    record: RecordConf = field(default_factory=RecordConf)
     mlflow: MlflowConf = field(default_factory=MlflowConf)
     trial: TrialConf = field(default_factory=TrialConf)
     progress: ProgressConf = field(default_factory=ProgressConf)

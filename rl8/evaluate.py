@@ -17,6 +17,10 @@ Keys (``key=value``, like the train command's overrides)::
     seed=0                seeds torch, numpy, random
     device=null           null: the job's; or auto, cpu, cuda, ...
     max_steps=100000      steps per episode before giving up on it
+    record=false          also write a GIF of record_episodes episodes of one sub-env
+    record_episodes=2     (the env must draw itself: the built-in CartPole and Pendulum,
+    fps=30                gymnasium envs with env.render_mode=rgb_array)
+    output=null           the GIF's path (default: <job dir>/evaluate-seed<seed>.gif)
     mlflow=true           log a child run of the job's run (when it was tracked)
     tracking_uri=null     the MLflow store of a run id (default: MLflow's)
     env.<key>=...         overrides of the job's env node, e.g. env.config.length=1.5
@@ -36,6 +40,7 @@ import math
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -59,6 +64,10 @@ class EvaluateConf:
     seed: int = 0
     device: str | None = None
     max_steps: int = 100_000
+    record: bool = False
+    record_episodes: int = 2
+    fps: int = 30
+    output: str | None = None
     mlflow: bool = True
     tracking_uri: str | None = None
     env: dict[str, Any] = field(default_factory=dict)
@@ -72,6 +81,8 @@ class EpisodeResults:
     lengths: torch.Tensor
     #: Environment steps taken (all sub-environments).
     env_steps: int
+    #: The recording, when one was asked for.
+    gif: Path | None = None
 
     def stats(self, prefix: str = "") -> dict[str, float]:
         """``return_mean``, ``return_std``, ``return_min``, ``return_max`` and
@@ -167,18 +178,67 @@ def evaluate(conf: EvaluateConf) -> EpisodeResults:
     trainer = trained.build_trainer(
         env=conf.env or None, num_envs=conf.episodes, device=conf.device
     )
+    recorder = None
+    if conf.record:
+        from .render import check_can_render
+
+        recorder = trained.build_trainer(env=conf.env or None, num_envs=1, device=conf.device)
+        try:
+            check_can_render(recorder.algorithm.env)  # before any episode runs
+        except (TypeError, ValueError) as e:
+            recorder.close()
+            trainer.close()
+            raise ConfigError(f"record=true: {e}") from None
     ckpt_lib.seed_everything(conf.seed)
     try:
         results = run_episodes(
             trainer.algorithm, deterministic=conf.deterministic, max_steps=conf.max_steps
         )
+        if recorder is not None:
+            default = trained.checkpoint_path.parent / f"evaluate-seed{conf.seed}.gif"
+            results.gif = record_gif(
+                recorder.algorithm.env,
+                recorder.algorithm.policy,
+                Path(conf.output) if conf.output else default,
+                episodes=conf.record_episodes,
+                deterministic=conf.deterministic,
+                fps=conf.fps,
+            )
     finally:
         trainer.close()
+        if recorder is not None:
+            recorder.close()
     mode = "deterministic" if conf.deterministic else "sampled"
     print(f"{trained.checkpoint_path}: {conf.episodes} episodes ({mode})\n{results.table()}")
+    if results.gif is not None:
+        print(f"recording: {results.gif}")
     if conf.mlflow and trained.mlflow_run_id:
         _log(trained, conf, results)
     return results
+
+
+def record_gif(
+    env: Any,
+    policy: Any,
+    path: Path,
+    *,
+    episodes: int = 2,
+    deterministic: bool = True,
+    fps: int = 30,
+    max_steps: int = 2500,
+) -> Path:
+    """Record ``episodes`` episodes of ``env``'s sub-environment 0 with
+    ``policy`` and write them to the GIF ``path`` (``fps`` frames per second);
+    at most ``max_steps`` steps (frames are kept in memory: ~0.4 MB each).
+
+    Raises:
+        ConfigError: The environment cannot draw itself.
+    """
+    from .render import policy_act, record_episodes, save_gif
+
+    act = policy_act(policy, deterministic=deterministic)
+    frames = record_episodes(env, act, episodes=episodes, max_steps=max_steps)
+    return save_gif(frames, path, fps=fps)
 
 
 def _log(trained: Any, conf: EvaluateConf, results: EpisodeResults) -> None:
@@ -197,6 +257,8 @@ def _log(trained: Any, conf: EvaluateConf, results: EpisodeResults) -> None:
         tracker.log_params({**params, "env": dict(conf.env)})
         env_steps = int(trained.checkpoint["trainer"]["trainer"]["env/steps"])
         tracker.log_metrics(results.stats("evaluate/"), step=env_steps)
+        if results.gif is not None:
+            tracker.log_artifact(results.gif)
     except BaseException:
         tracker.close("FAILED")
         raise
@@ -209,8 +271,9 @@ def _check(conf: EvaluateConf) -> None:
         raise ConfigError("run is required: run=<job output dir | checkpoint.pt | MLflow run id>.")
     if conf.episodes < 1:
         raise ConfigError(f"episodes={conf.episodes} must be >= 1.")
-    if conf.max_steps < 1:
-        raise ConfigError(f"max_steps={conf.max_steps} must be >= 1.")
+    for key in ("max_steps", "record_episodes", "fps"):
+        if getattr(conf, key) < 1:
+            raise ConfigError(f"{key}={getattr(conf, key)} must be >= 1.")
 
 
 def parse(argv: Sequence[str]) -> EvaluateConf:

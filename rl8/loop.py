@@ -219,6 +219,8 @@ class Loop:
         self.stats: dict[str, float] = {}
         self.t0 = time.perf_counter()
         self.names_checked = False
+        #: A one-sub-env copy of the env to record the policy in (``record.at_end``).
+        self.record_env: Any = None
         self.stop = _Stop(cfg, built.conditions)
         algorithm = trainer.algorithm
         self.hper = int(algorithm.horizons_per_env_reset)
@@ -285,6 +287,20 @@ class Loop:
                 f"(available: {', '.join(sorted(merged))})."
             )
         return [float(merged[n]) for n in names]
+
+    def record(self) -> Path:
+        """A GIF of the trained policy in :attr:`record_env` (``record.*``)."""
+        from .evaluate import record_gif
+
+        path = record_gif(
+            self.record_env,
+            self.trainer.algorithm.policy,
+            self.job.output_dir / "policy.gif",
+            episodes=self.cfg.record.episodes,
+            fps=self.cfg.record.fps,
+        )
+        log.info("recorded %d episode(s) of the policy: %s", self.cfg.record.episodes, path)
+        return path
 
     def save(self) -> None:
         if self.tracker is not None:
@@ -378,8 +394,11 @@ class Loop:
                     continue
                 raise DivergedError(f"the objective {name} is {v}.")
             self.save()
+            gif = self.record() if self.record_env is not None else None
             if self.tracker is not None:
                 self.tracker.log_artifact(self.ckpt_path)
+                if gif is not None:
+                    self.tracker.log_artifact(gif)
                 self.tracker.close("FINISHED")
             log.info("%s: %s", reason, progress.line(self.steps))
             log.info("objective %s = %s", ", ".join(names), ", ".join(f"{v:.6g}" for v in values))

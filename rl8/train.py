@@ -300,6 +300,7 @@ def run(
         except (ValueError, TypeError, ImportError) as e:
             raise core_error(e) from None
         reporter = _reporter(cfg)
+        record_env = _record_env(cfg, built, trainer) if cfg.record.at_end else None
         if ckpt is not None:
             _restore(trainer, built, ckpt)
         if cfg.mlflow.enabled and cfg.mlflow.tracking_uri is None:
@@ -318,10 +319,28 @@ def run(
             close_tracker(tracker, "FAILED")
             raise
         loop = Loop(cfg, job, built, trainer, tracker, reporter, ckpt, ckpt_path, signals)
+        loop.record_env = record_env
         try:
             return loop.run()
         finally:
             close_env(trainer.algorithm.env)
+            close_env(record_env)
+
+
+def _record_env(cfg: DictConfig, built: Built, trainer: Any) -> Any:
+    """A one-sub-env copy of the job's env to record the policy in
+    (``record.at_end``), checked to draw itself before training starts."""
+    from .env import make_env
+    from .render import check_can_render
+
+    tc = built.train_config
+    env = make_env(tc.env_cls, 1, tc.horizon, config=tc.env_config, device=trainer.algorithm.device)
+    try:
+        check_can_render(env)
+    except (TypeError, ValueError) as e:
+        close_env(env)
+        raise ConfigError(f"record.at_end=true: {e}") from None
+    return env
 
 
 def _restore(trainer: Any, built: Built, ckpt: Mapping[str, Any]) -> None:

@@ -117,3 +117,36 @@ def test_bad_arguments_fail_with_one_line(args, message, tmp_path):
     with pytest.raises(ConfigError, match=message):
         conf = parse(args)
         evaluate(conf)
+
+
+def test_record_writes_a_gif_of_the_policy_and_logs_it(solved, mlflow_uri, tmp_path):
+    from PIL import Image
+
+    gif = tmp_path / "watch.gif"
+    results = evaluate(
+        EvaluateConf(run=str(solved), episodes=2, record=True, output=str(gif), fps=50)
+    )
+    assert results.gif == gif
+    with Image.open(gif) as im:
+        assert im.size == (400, 300)  # CartPole's frame
+        # Two 500-step episodes: ~1000 frames (Pillow merges identical neighbours).
+        assert 500 < im.n_frames <= 1003
+    client = MlflowClient(tracking_uri=mlflow_uri)
+    run_id = open_run(solved).mlflow_run_id
+    children = client.search_runs(
+        [client.get_experiment_by_name("evaluate").experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{run_id}'",
+    )
+    logged = {a.path for c in children for a in client.list_artifacts(c.info.run_id)}
+    assert "watch.gif" in logged
+
+
+def test_training_records_its_policy_at_the_end_or_fails_before_starting(tmp_path):
+    args = [*TINY, "mlflow.enabled=false", "record.at_end=true", "hydra.run.dir=job"]
+    proc = rl8("train", "env=pendulum", "env.config.episode_steps=20", *args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "job" / "policy.gif").stat().st_size > 0
+    proc = rl8("train", "env=dummy", *args, "hydra.run.dir=job2", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "record.at_end=true" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "job2" / "checkpoint.pt").exists()  # failed before training
