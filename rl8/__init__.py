@@ -34,6 +34,7 @@ _EXPORTS = {
     "RecurrentTrainer": "rl8.trainers",
     "TrainConfig": "rl8.trainers",
     "Trainer": "rl8.trainers",
+    "load_policy": "rl8.inference",
 }
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "StopsIncreasing",
     "TrainConfig",
     "Trainer",
+    "load_policy",
 ]
 
 RemovedModuleFinder.install()
@@ -70,6 +72,7 @@ if TYPE_CHECKING:
         StopsIncreasing,
     )
     from .env import ContinuousDummyEnv, DiscreteDummyEnv, Env, EnvFactory
+    from .inference import load_policy
     from .trainers import GenericTrainerBase, RecurrentTrainer, TrainConfig, Trainer
 
 
@@ -83,6 +86,7 @@ _SUBMODULES = frozenset(
         "distributions",
         "env",
         "envs",
+        "export",
         "models",
         "policies",
         "randomization",

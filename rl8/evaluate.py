@@ -36,7 +36,6 @@ the mismatch. Examples::
 from __future__ import annotations
 
 import logging
-import math
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -44,10 +43,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import OmegaConf
 
-from .errors import ConfigError, did_you_mean
+from .errors import ConfigError
 
 __all__ = ["EpisodeResults", "EvaluateConf", "evaluate", "main", "run_episodes"]
 
@@ -277,49 +275,17 @@ def _check(conf: EvaluateConf) -> None:
 
 
 def parse(argv: Sequence[str]) -> EvaluateConf:
-    """``key=value`` arguments as an :class:`EvaluateConf`.
+    """``key=value`` arguments as an :class:`EvaluateConf` (see :func:`rl8.cli.parse`)."""
+    from .cli import parse as parse_keys
 
-    Raises:
-        ConfigError: An unknown key (with the closest one), a wrong type, or
-            an argument that is not ``key=value``.
-    """
-    bad = [a for a in argv if "=" not in a]
-    if bad:
-        raise ConfigError(f"{bad[0]!r} is not key=value; see python -m rl8.evaluate --help.")
-    known = [f.name for f in fields(EvaluateConf)]
-    for arg in argv:
-        key = arg.split("=", 1)[0].lstrip("+").split(".", 1)[0]
-        if key not in known:
-            raise ConfigError(
-                f"{key} is not a key of python -m rl8.evaluate{did_you_mean(key, known)}; "
-                f"keys: {', '.join(known)}."
-            )
-    try:
-        merged = OmegaConf.merge(
-            OmegaConf.structured(EvaluateConf),
-            OmegaConf.from_dotlist([a.lstrip("+") for a in argv]),
-        )
-    except OmegaConfBaseException as e:
-        raise ConfigError(f"{e.full_key}: {str(e).splitlines()[0]}") from None
-    assert isinstance(merged, DictConfig)
-    conf = OmegaConf.to_object(merged)
-    assert isinstance(conf, EvaluateConf)
-    return conf
+    return parse_keys(argv, EvaluateConf, "python -m rl8.evaluate")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main() -> int:
     """The command line; returns the exit status (0, or 1 with a one-line error)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help") for a in args):
-        print(__doc__)
-        return 0
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        results = evaluate(parse(args))
-    except ConfigError as e:
-        print(f"Error: {e}", file=sys.stderr)
-        return 1
-    return 0 if all(math.isfinite(v) for v in results.stats().values()) else 1
+    from .cli import run_command
+
+    return run_command(__doc__, EvaluateConf, "python -m rl8.evaluate", evaluate)
 
 
 def _cli() -> None:

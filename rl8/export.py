@@ -38,10 +38,12 @@ import itertools
 import json
 import logging
 import os
+import sys
 import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -55,15 +57,21 @@ from .specs import BoundedSpec, DiscreteSpec
 
 __all__ = [
     "BATCH_DIM",
+    "CLI_DOC",
     "METADATA_FORMAT",
     "ONNX_OPSET",
     "PT2_METADATA_FILE",
+    "ExportConf",
     "PolicyModule",
     "export_onnx",
     "export_pt2",
+    "export_run",
     "load_pt2",
+    "main",
     "read_metadata",
 ]
+
+log = logging.getLogger("rl8.export")
 
 #: ONNX opset of :func:`export_onnx` (torch.onnx's own; onnxruntime >= 1.14 runs it).
 ONNX_OPSET = 18
@@ -546,3 +554,88 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     if raw.get("producer") != "rl8":
         raise ValueError(f"{str(path)!r} holds no rl8 metadata.")
     return {k: json.loads(v) if k in _JSON_KEYS else v for k, v in raw.items()}
+
+
+# -- python -m rl8.export ----------------------------------------------------------------
+
+
+@dataclass
+class ExportConf:
+    """The keys of ``python -m rl8.export`` (see :data:`CLI_DOC`)."""
+
+    run: str = ""
+    format: str = "onnx"
+    output: str | None = None
+    mlflow: bool = True
+    tracking_uri: str | None = None
+
+
+#: ``python -m rl8.export --help``.
+CLI_DOC = """python -m rl8.export run=<job> [format=onnx|pt2] [output=PATH]: a trained
+job's deterministic policy as a self-contained file (see docs/export.md).
+
+    run=...            the job: its output dir, its checkpoint.pt or its MLflow run id
+    format=onnx        onnx (runs in onnxruntime, no torch; pip install 'rl8[export]')
+                       or pt2 (torch.export; load only files you trust)
+    output=null        the file (default: <job dir>/policy.onnx or policy.pt2)
+    mlflow=true        log it to the job's MLflow run (artifacts: export/)
+    tracking_uri=null  the MLflow store of a run id (default: MLflow's)
+
+Inputs and outputs: obs -> action; an LSTM policy: obs, h_in, c_in -> action,
+h_out, c_out (one step per call; h, c: [layers, batch, hidden])."""
+
+
+def export_run(conf: ExportConf) -> Path:
+    """Export the policy of the job ``conf.run`` (see :data:`CLI_DOC`).
+
+    Raises:
+        ConfigError: No such run, an unknown format, or a missing export extra.
+    """
+    from .errors import ConfigError
+    from .runs import open_run
+
+    if not conf.run:
+        raise ConfigError("run is required: run=<job output dir | checkpoint.pt | MLflow run id>.")
+    if conf.format not in ("onnx", "pt2"):
+        raise ConfigError(f"format={conf.format!r} is not one of: onnx, pt2.")
+    trained = open_run(conf.run, tracking_uri=conf.tracking_uri)
+    trainer = trained.build_trainer(num_envs=1, device="cpu")
+    try:
+        policy = trainer.algorithm.policy
+    finally:
+        trainer.close()
+    default = trained.checkpoint_path.parent / f"policy.{conf.format}"
+    path = Path(conf.output) if conf.output else default
+    try:
+        written = export_onnx(policy, path) if conf.format == "onnx" else export_pt2(policy, path)
+    except ImportError as e:
+        raise ConfigError(str(e)) from None
+    meta = read_metadata(written)
+    print(
+        f"{written}: {' '.join(meta['input_names'])} -> {' '.join(meta['output_names'])}; "
+        f"obs {meta['observation_shape']}, action {meta['action_kind']} {meta['action_shape']}"
+    )
+    if conf.mlflow and trained.mlflow_run_id:
+        from mlflow.tracking import MlflowClient
+
+        uri = conf.tracking_uri or trained.cfg.mlflow.tracking_uri
+        MlflowClient(tracking_uri=uri).log_artifact(trained.mlflow_run_id, str(written), "export")
+        log.info(
+            "logged to MLflow run %s (artifacts: export/%s)", trained.mlflow_run_id, written.name
+        )
+    return written
+
+
+def main() -> int:
+    """The command line; returns the exit status (0, or 1 with a one-line error)."""
+    from .cli import run_command
+
+    return run_command(CLI_DOC, ExportConf, "python -m rl8.export", export_run)
+
+
+def _cli() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    _cli()
