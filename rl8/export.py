@@ -39,17 +39,17 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import Any, cast
 
 import torch
 from torch import nn
 
+from ._files import atomic_write
 from .distributions import Categorical, SquashedNormal
 from .models import Model
 from .policies import Policy
@@ -357,27 +357,6 @@ def _export_program(module: PolicyModule, batch: int | None) -> torch.export.Exp
         return torch.export.export(module, args, dynamic_shapes=dynamic_shapes, strict=False)
 
 
-def _atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> Path:
-    """Write ``path`` through ``write(file)`` into a temporary file of the same
-    directory, flushed to disk, then ``os.replace``-d over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; use the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _require_onnx(*, exporter: bool = True) -> Any:
     """The ``onnx`` module; with ``exporter``, also check for onnxscript."""
     try:
@@ -452,7 +431,7 @@ def export_onnx(
     )
     onnx.checker.check_model(proto, full_check=True)
     data = proto.SerializeToString()
-    return _atomic_write(path, lambda f: f.write(data))
+    return atomic_write(path, lambda f: f.write(data))
 
 
 def _name_batch_dim(proto: Any) -> None:
@@ -488,7 +467,7 @@ def export_pt2(policy_or_module: Policy | PolicyModule, path: str | os.PathLike[
     module = _as_module(policy_or_module)
     program = _export_program(module, None)
     extra = {PT2_METADATA_FILE: json.dumps(module.metadata())}
-    return _atomic_write(path, lambda f: torch.export.save(program, f, extra_files=extra))
+    return atomic_write(path, lambda f: torch.export.save(program, f, extra_files=extra))
 
 
 def load_pt2(path: str | os.PathLike[str], *, trusted: bool = False) -> nn.Module:

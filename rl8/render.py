@@ -42,7 +42,6 @@ The drawing is done with Pillow, imported when the first frame is drawn:
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from ._files import atomic_write
 from .env import as_step
 
 if TYPE_CHECKING:
@@ -255,27 +255,18 @@ def save_gif(frames: Sequence[np.ndarray], path: str | os.PathLike[str], fps: in
         elif a.shape != shape:
             raise ValueError(f"save_gif: frame {i} has shape {a.shape}, frame 0 {shape}.")
         images.append(Image.fromarray(a, "RGB"))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A new file (not mkstemp's, which is private to its owner): the GIF gets the
-    # permissions of any file written here.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            images[0].save(
-                f,
-                format="GIF",
-                save_all=True,
-                append_images=images[1:],
-                duration=max(1, round(1000 / fps)),
-                loop=0,
-                optimize=True,
-            )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(
+        path,
+        lambda f: images[0].save(
+            f,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            duration=max(1, round(1000 / fps)),
+            loop=0,
+            optimize=True,
+        ),
+    )
 
 
 # -- helpers for the environments' render methods -----------------------------------
