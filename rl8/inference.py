@@ -71,12 +71,14 @@ def load_policy(
     (action, h, c)``; ``policy.initial_state(B)`` gives zeros).
 
     Args:
-        source: A job output dir, its ``checkpoint.pt``, an MLflow run id, an
-            exported ``.onnx`` file, or a ``.pt2`` file.
+        source: A job output dir, its ``checkpoint.pt``, an MLflow run id, a
+            file of :meth:`rl8.policies.Policy.save`, an exported ``.onnx``
+            file, or a ``.pt2`` file.
         device: Device of a policy loaded from a checkpoint.
         tracking_uri: The MLflow store of a run id (default: MLflow's).
         trusted: Allow loading a ``.pt2`` file, whose loader can run code
-            stored in it (see :func:`rl8.export.load_pt2`).
+            stored in it (see :func:`rl8.export.load_pt2`), or a policy file
+            naming classes outside rl8.
 
     Returns:
         A :class:`rl8.export.PolicyModule` (checkpoints), an
@@ -96,9 +98,23 @@ def load_policy(
     from .export import PolicyModule
     from .runs import open_run
 
+    if path.is_file() and _is_policy_file(path):
+        from .policies.files import load
+
+        return PolicyModule(load(path, device=device, trusted=trusted))
     trained = open_run(os.fspath(source), tracking_uri=tracking_uri)
     trainer = trained.build_trainer(num_envs=1, device=str(device))
     try:
         return PolicyModule(trainer.algorithm.policy)
     finally:
         trainer.close()
+
+
+def _is_policy_file(path: Path) -> bool:
+    from .policies.files import FORMAT
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return False
+    return isinstance(data, dict) and data.get("format") == FORMAT

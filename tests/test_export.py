@@ -410,3 +410,56 @@ def test_export_rejects_other_objects(tmp_path: Path) -> None:
         z.writestr("other/extra/other.json", "{}")
     with pytest.raises(ValueError, match="no rl8 metadata"):
         read_metadata(tmp_path / "other.pt2")
+
+
+@pytest.mark.parametrize(
+    ("trainer_cls", "env"),
+    [
+        (rl8.Trainer, rl8.envs.CartPole),
+        (rl8.Trainer, rl8.envs.Pendulum),
+        (rl8.RecurrentTrainer, rl8.envs.Pendulum),
+    ],
+)
+def test_policy_save_and_load_without_pickle(tmp_path, trainer_cls, env) -> None:
+    small = {"hidden_size": 16} if trainer_cls is rl8.RecurrentTrainer else {"hiddens": [16]}
+    trainer = trainer_cls(env, num_envs=4, horizon=8, model_config=small, tracker=None)
+    trainer.step()
+    policy = trainer.algorithm.policy
+    path = policy.save(tmp_path / "policy.pt")
+    # Plain types only: it loads with weights_only=True.
+    assert torch.load(path, weights_only=True)["format"] == "rl8.policy"
+    loaded = type(policy).load(path)
+    assert loaded.model_config == small
+    obs = torch.randn(5, *policy.observation_spec.shape)
+    if isinstance(policy, rl8.policies.RecurrentPolicy):
+        state = policy.model.init_state(5, torch.device("cpu"))
+        assert torch.equal(
+            policy.sample(obs, state, deterministic=True)[0],
+            loaded.sample(obs, state, deterministic=True)[0],
+        )
+    else:
+        assert torch.equal(
+            policy.sample(obs, deterministic=True)[0], loaded.sample(obs, deterministic=True)[0]
+        )
+    module = rl8.load_policy(path)  # the same file through load_policy
+    assert isinstance(module, PolicyModule)
+
+
+def test_a_policy_file_naming_a_foreign_class_needs_trust(tmp_path) -> None:
+    trainer = rl8.Trainer(rl8.envs.CartPole, num_envs=4, horizon=8, tracker=None)
+    path = trainer.algorithm.policy.save(tmp_path / "policy.pt")
+    data = torch.load(path, weights_only=True)
+    data["model_cls"] = "os.system"
+    torch.save(data, path)
+    with pytest.raises(PermissionError, match=r"os\.system"):
+        rl8.policies.Policy.load(path)
+
+
+def test_a_policy_file_naming_a_non_class_in_rl8_is_refused(tmp_path) -> None:
+    trainer = rl8.Trainer(rl8.envs.CartPole, num_envs=4, horizon=8, tracker=None)
+    path = trainer.algorithm.policy.save(tmp_path / "policy.pt")
+    data = torch.load(path, weights_only=True)
+    data["model_cls"] = "rl8.models.base.torch"  # a module reachable from rl8's, not a model
+    torch.save(data, path)
+    with pytest.raises(ValueError, match="is not a Module class"):
+        rl8.policies.Policy.load(path)

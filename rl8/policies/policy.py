@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, cast, overload
 
 import torch
@@ -52,10 +54,44 @@ class Policy:
         self.action_spec = action_spec
         self.distribution_cls = distribution_cls or default_distribution_cls(action_spec)
         model_cls = model_cls or self.default_model_cls
-        config = dict(model_config or {})
+        #: The model's keyword arguments (as given; :meth:`save` stores them).
+        self.model_config: dict[str, Any] = dict(model_config or {})
+        config = dict(self.model_config)
         if isinstance(model_cls, type) and issubclass(model_cls, MLPModel | LSTMModel):
             config.setdefault("distribution_cls", self.distribution_cls)
         self.model = model_cls(observation_spec, action_spec, **config).to(device)
+
+    def save(self, path: str | os.PathLike[str], /) -> Path:
+        """Write the policy to ``path`` (weights, model and distribution
+        classes, specs), in plain types: :meth:`load` reads it back with
+        ``torch.load(weights_only=True)``, no pickle (rl8 1.0.0 pickled the
+        whole object). For a runtime without rl8, export it
+        (``python -m rl8.export``, :mod:`rl8.export`)."""
+        from .files import save
+
+        return save(self, path)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        /,
+        *,
+        device: str | torch.device = "cpu",
+        trusted: bool = False,
+    ) -> Policy:
+        """The policy :meth:`save` wrote. A file naming a model or
+        distribution class outside rl8 loads only with ``trusted=True``
+        (importing its module runs code).
+
+        Raises:
+            ValueError: Not a policy file.
+            PermissionError: A class outside rl8 without ``trusted``.
+        """
+        from .files import load
+
+        policy: Policy = load(path, device=device, trusted=trusted)
+        return policy
 
     def dist(self, features: torch.Tensor) -> Distribution:
         """The action distribution for ``features`` ``[B, F]``."""
