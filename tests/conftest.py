@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.resources
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -55,3 +57,12 @@ def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     finally:
         os.chdir(cwd)
     return uri
+
+
+def python(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python *args`` in ``cwd`` (e.g. ``"-m", "rl8.evaluate", ...``), as a user
+    runs it: MLflow's store from the arguments, not from the environment."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )

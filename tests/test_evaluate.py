@@ -3,14 +3,12 @@ episodes, through the real command line."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, python
 from mlflow.tracking import MlflowClient
 
 from rl8.evaluate import EvaluateConf, evaluate, parse
@@ -20,16 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def rl8(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI",)}
-    return subprocess.run(
-        [sys.executable, "-m", f"rl8.{module}", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return python("-m", f"rl8.{module}", *args, cwd=cwd)
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,13 +17,7 @@ pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.slow
 
 from conftest import REPO_ROOT, TINY  # noqa: E402
-
-
-def run(*cmd: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    return subprocess.run(
-        [sys.executable, *cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
+from conftest import python as run  # noqa: E402
 
 
 @pytest.fixture(scope="module", params=["mlp", "lstm"])
