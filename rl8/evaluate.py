@@ -23,6 +23,8 @@ Keys (``key=value``, like the train command's overrides)::
     output=null           the GIF's path (default: <job dir>/evaluate-seed<seed>.gif)
     mlflow=true           log a child run of the job's run (when it was tracked)
     tracking_uri=null     the MLflow store of a run id (default: MLflow's)
+    trusted=false         build callables the job's config names outside rl8's configs
+                          (a custom env class; only for checkpoints you trust)
     env.<key>=...         overrides of the job's env node, e.g. env.config.length=1.5
                           (env._target_=... another env class: replaces the node)
 
@@ -68,6 +70,7 @@ class EvaluateConf:
     output: str | None = None
     mlflow: bool = True
     tracking_uri: str | None = None
+    trusted: bool = False
     env: dict[str, Any] = field(default_factory=dict)
 
 
@@ -174,13 +177,15 @@ def evaluate(conf: EvaluateConf) -> EpisodeResults:
     _check(conf)
     trained = open_run(conf.run, tracking_uri=conf.tracking_uri)
     trainer = trained.build_trainer(
-        env=conf.env or None, num_envs=conf.episodes, device=conf.device
+        env=conf.env or None, num_envs=conf.episodes, device=conf.device, trusted=conf.trusted
     )
     recorder = None
     if conf.record:
         from .render import check_can_render
 
-        recorder = trained.build_trainer(env=conf.env or None, num_envs=1, device=conf.device)
+        recorder = trained.build_trainer(
+            env=conf.env or None, num_envs=1, device=conf.device, trusted=conf.trusted
+        )
         try:
             check_can_render(recorder.algorithm.env)  # before any episode runs
         except (TypeError, ValueError) as e:

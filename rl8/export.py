@@ -547,6 +547,7 @@ class ExportConf:
     output: str | None = None
     mlflow: bool = True
     tracking_uri: str | None = None
+    trusted: bool = False
 
 
 #: ``python -m rl8.export --help``.
@@ -559,6 +560,8 @@ job's deterministic policy as a self-contained file (see docs/export.md).
     output=null        the file (default: <job dir>/policy.onnx or policy.pt2)
     mlflow=true        log it to the job's MLflow run (artifacts: export/)
     tracking_uri=null  the MLflow store of a run id (default: MLflow's)
+    trusted=false      build callables the job's config names outside rl8's configs
+                       (a custom env class; only for checkpoints you trust)
 
 Inputs and outputs: obs -> action; an LSTM policy: obs, h_in, c_in -> action,
 h_out, c_out (one step per call; h, c: [layers, batch, hidden])."""
@@ -578,7 +581,7 @@ def export_run(conf: ExportConf) -> Path:
     if conf.format not in ("onnx", "pt2"):
         raise ConfigError(f"format={conf.format!r} is not one of: onnx, pt2.")
     trained = open_run(conf.run, tracking_uri=conf.tracking_uri)
-    trainer = trained.build_trainer(num_envs=1, device="cpu")
+    trainer = trained.build_trainer(num_envs=1, device="cpu", trusted=conf.trusted)
     try:
         policy = trainer.algorithm.policy
     finally:

@@ -103,7 +103,7 @@ def load_policy(
 
         return PolicyModule(load(path, device=device, trusted=trusted))
     trained = open_run(os.fspath(source), tracking_uri=tracking_uri)
-    trainer = trained.build_trainer(num_envs=1, device=str(device))
+    trainer = trained.build_trainer(num_envs=1, device=str(device), trusted=trusted)
     try:
         return PolicyModule(trainer.algorithm.policy)
     finally:

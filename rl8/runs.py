@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from . import checkpoint as ckpt_lib
 from .config import TrainAppConf
 from .errors import ConfigError
 
-__all__ = ["TrainedRun", "open_run"]
+__all__ = ["TrainedRun", "open_run", "stored_config"]
 
 #: An MLflow run id: 32 hexadecimal digits.
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -52,6 +53,7 @@ class TrainedRun:
         env: Mapping[str, Any] | None = None,
         num_envs: int | None = None,
         device: str | None = None,
+        trusted: bool = False,
     ) -> Any:
         """The job's trainer (its environment and policy, with the checkpoint's
         weights), built as training built it, without tracking.
@@ -62,12 +64,17 @@ class TrainedRun:
                 another ``_target_``, they replace the node.
             num_envs: Sub-environments (default: the job's ``trainer.num_envs``).
             device: ``auto``, ``cpu``, ``cuda``, ... (default: the job's).
+            trusted: Build callables the stored config names even when rl8's
+                configs and ``env`` do not (:mod:`rl8.targets`); only for
+                checkpoints you trust.
 
         Raises:
-            ConfigError: An invalid override (named), or a policy that does not
-                fit the environment the overrides describe.
+            ConfigError: An invalid override (named), a stored callable that
+                is not allowed, or a policy that does not fit the environment
+                the overrides describe.
         """
         from .build import build, core_error
+        from .targets import check_stored_targets
 
         cfg = self.cfg.copy()
         if env:
@@ -77,6 +84,8 @@ class TrainedRun:
                 cfg.env = OmegaConf.merge({"_partial_": True, "config": {}}, override)
             else:
                 cfg.env = OmegaConf.merge(cfg.env, override)
+        if not trusted:
+            check_stored_targets(cfg, {"env": dict(env or {})}, f"run {self.checkpoint_path}")
         if num_envs is not None:
             cfg.trainer.num_envs = num_envs
         if device is not None:
@@ -119,9 +128,26 @@ def open_run(run: str | Path, *, tracking_uri: str | None = None) -> TrainedRun:
             "(32 hex digits)."
         )
     ckpt = ckpt_lib.load(ckpt_path)
-    stored = OmegaConf.merge(OmegaConf.structured(TrainAppConf), OmegaConf.create(ckpt["config"]))
-    assert isinstance(stored, DictConfig)
+    stored = stored_config(ckpt["config"], f"run={text}")
     return TrainedRun(checkpoint_path=ckpt_path, checkpoint=ckpt, cfg=stored)
+
+
+def stored_config(stored_yaml: str, what: str) -> DictConfig:
+    """A checkpoint's stored config, checked against the app's schema.
+
+    Raises:
+        ConfigError: The stored config does not fit the schema (a checkpoint
+            of another rl8 version, or one edited by hand).
+    """
+    try:
+        stored = OmegaConf.merge(OmegaConf.structured(TrainAppConf), OmegaConf.create(stored_yaml))
+    except OmegaConfBaseException as e:
+        raise ConfigError(
+            f"{what}: the checkpoint's stored config does not fit this rl8's config "
+            f"({e.full_key or '?'}: {str(e).splitlines()[0]})."
+        ) from None
+    assert isinstance(stored, DictConfig)
+    return stored
 
 
 def _download_checkpoint(run_id: str, tracking_uri: str | None) -> Path:

@@ -46,6 +46,8 @@ from .config import TrainAppConf
 from .env import close_env
 from .errors import ConfigError
 from .loop import Loop, Signals, close_tracker
+from .runs import stored_config
+from .targets import check_stored_targets
 
 __all__ = ["CONFIG_PATH", "Job", "main", "run"]
 
@@ -127,8 +129,8 @@ def resume_config(cfg: DictConfig, stored_yaml: str, overrides: list[str]) -> Di
     Raises:
         ConfigError: naming every stored value the overrides would change.
     """
-    stored = OmegaConf.merge(OmegaConf.structured(TrainAppConf), OmegaConf.create(stored_yaml))
-    assert isinstance(stored, DictConfig)
+    stored = stored_config(stored_yaml, f"resume={cfg.resume}")
+    check_stored_targets(stored, cfg, f"resume={cfg.resume}")
     schema_keys = {f.name for f in dataclasses.fields(TrainAppConf)}
     new_plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     old_plain = OmegaConf.to_container(stored, resolve=True, enum_to_str=True)
