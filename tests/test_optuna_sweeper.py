@@ -175,6 +175,29 @@ def test_reporter_prunes_and_aggregates_seeds(tmp_path):
     assert study.trials[trial.number].user_attrs["note"] == "x"
 
 
+@pytest.mark.parametrize(
+    "pruner",
+    [
+        {"_target_": "os.system", "command": "touch PWNED"},
+        {"_target_": "builtins.exec", "source": "open('PWNED', 'w')"},
+        {"_target_": "optuna.pruners.PatientPruner", "wrapped_pruner": {"_target_": "os.system"}},
+    ],
+)
+def test_a_pruner_written_into_the_study_storage_is_not_built(tmp_path, monkeypatch, pruner):
+    # Whoever can write the study's storage cannot make the jobs run code.
+    monkeypatch.chdir(tmp_path)
+    spec, _study, trial = _study_with_trials(tmp_path, seeds=1)
+    storage = open_storage(spec)
+    storage.set_study_system_attr(storage.get_study_id_from_name("unit"), ATTR_PRUNER, pruner)
+    reporter = TrialReporter.from_config(
+        {"storage": spec, "study_name": "unit", "number": trial.number, "seed_index": 0}
+    )
+    assert reporter is not None
+    with pytest.raises(ValueError, match="refusing"):
+        reporter.report(0.5, 1)
+    assert not (tmp_path / "PWNED").exists()
+
+
 # --------------------------------------------------------------------------- sweeps
 def test_search_completes_and_records_every_trial(tmp_path):
     run_app(tmp_path, "hydra.sweeper.n_trials=4")

@@ -113,6 +113,53 @@ def instantiate_target(cfg: Mapping[str, Any], **extra: Any) -> Any:
     return locate(cfg["_target_"])(**kwargs)
 
 
+def pruner_from_storage(cfg: Mapping[str, Any]) -> Any:
+    """The pruner a study's storage describes (``{"_target_": ..., **kwargs}``).
+
+    A study storage may be writable by others (a shared database), so what it
+    says is not trusted: the target must be a ``BasePruner`` class that is one
+    of Optuna's (``optuna.pruners.*``) or the one this job's own sweeper
+    config names (``hydra.sweeper.pruner``), and its arguments plain values.
+
+    Raises:
+        ValueError: Anything else, naming it.
+    """
+    import optuna
+
+    target = cfg.get("_target_")
+    obj = None
+    if isinstance(target, str) and (
+        target.startswith("optuna.pruners.") or target == _own_pruner_target()
+    ):
+        try:
+            obj = locate(target)
+        except Exception:
+            obj = None
+    if not (isinstance(obj, type) and issubclass(obj, optuna.pruners.BasePruner)):
+        raise ValueError(
+            f"the study's storage names the pruner {target!r}, which is not an Optuna "
+            "pruner class (optuna.pruners.*); refusing to build it."
+        )
+    kwargs = {k: v for k, v in cfg.items() if k != "_target_"}
+    plain = (str, int, float, bool, type(None))
+    if not all(isinstance(v, plain) for v in kwargs.values()):
+        raise ValueError(
+            f"the study's storage gives the pruner {target} non-plain arguments; refusing it."
+        )
+    return obj(**kwargs)
+
+
+def _own_pruner_target() -> str | None:
+    """``hydra.sweeper.pruner._target_`` of this job's own Hydra config, if any."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    pruner = HydraConfig.get().sweeper.get("pruner")
+    target = pruner.get("_target_") if pruner else None
+    return str(target) if target else None
+
+
 _STORAGES: dict[str, Any] = {}
 _STORAGES_LOCK = threading.Lock()
 
@@ -206,7 +253,7 @@ class TrialReporter:
             import optuna
 
             pruner_cfg = self.storage.get_study_system_attrs(self._study_id).get(ATTR_PRUNER)
-            pruner = instantiate_target(pruner_cfg) if pruner_cfg else optuna.pruners.NopPruner()
+            pruner = pruner_from_storage(pruner_cfg) if pruner_cfg else optuna.pruners.NopPruner()
             self._study = optuna.load_study(
                 study_name=self.study_name,
                 storage=self.storage,
