@@ -23,6 +23,7 @@ from .build import Built, schedule_defaults
 from .config import StopMode
 from .errors import ConfigError, DivergedError, did_you_mean
 from .progress import Progress
+from .redact import redact
 
 if TYPE_CHECKING:
     from .train import Job
@@ -315,7 +316,7 @@ class Loop:
                 "schedule": schedule.state_dict() if schedule is not None else None,
                 "rng": ckpt_lib.get_rng_state(),
                 "mlflow_run_id": self.tracker.run_id if self.tracker is not None else None,
-                "config": OmegaConf.to_yaml(self.cfg, resolve=True),
+                "config": redact(OmegaConf.to_yaml(self.cfg, resolve=True)),
                 "loop": {
                     "elapsed_s": self.elapsed_s,
                     "last_eval": dict(self.last_eval),

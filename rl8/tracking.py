@@ -112,7 +112,9 @@ class MlflowTracker:
             )
         else:
             self.experiment_id = "0"
-        all_tags = {str(k): str(v) for k, v in (tags or {}).items()}
+        from .redact import redact
+
+        all_tags = {str(k): redact(str(v)) for k, v in (tags or {}).items()}
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
         run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=run_name)
@@ -124,21 +126,26 @@ class MlflowTracker:
         _register_exit_hook()
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        """Log (flattened) params in one request; long values are truncated."""
+        """Log (flattened) params in one request; long values are truncated,
+        credentials in URLs masked (:mod:`rl8.redact`)."""
         from mlflow.entities import Param
 
+        from .redact import redact
+
         flat = flatten(params)
-        entries = [Param(k, str(v)[:_MAX_PARAM_LEN]) for k, v in flat.items()]
+        entries = [Param(k, redact(str(v))[:_MAX_PARAM_LEN]) for k, v in flat.items()]
         for i in range(0, len(entries), 100):
             self.client.log_batch(self.run_id, params=entries[i : i + 100], synchronous=True)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        """Set run tags in one request."""
+        """Set run tags in one request (credentials in URLs masked)."""
         from mlflow.entities import RunTag
+
+        from .redact import redact
 
         if tags:
             self.client.log_batch(
-                self.run_id, tags=[RunTag(str(k), str(v)) for k, v in tags.items()]
+                self.run_id, tags=[RunTag(str(k), redact(str(v))) for k, v in tags.items()]
             )
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int) -> None:

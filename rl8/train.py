@@ -46,6 +46,7 @@ from .config import TrainAppConf
 from .env import close_env
 from .errors import ConfigError
 from .loop import Loop, Signals, close_tracker
+from .redact import is_redacted, redact
 from .runs import stored_config
 from .targets import check_stored_targets
 
@@ -131,6 +132,7 @@ def resume_config(cfg: DictConfig, stored_yaml: str, overrides: list[str]) -> Di
     """
     stored = stored_config(stored_yaml, f"resume={cfg.resume}")
     check_stored_targets(stored, cfg, f"resume={cfg.resume}")
+    _unredact(stored, cfg)
     schema_keys = {f.name for f in dataclasses.fields(TrainAppConf)}
     new_plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     old_plain = OmegaConf.to_container(stored, resolve=True, enum_to_str=True)
@@ -169,6 +171,23 @@ def resume_config(cfg: DictConfig, stored_yaml: str, overrides: list[str]) -> Di
     stored.resume = cfg.resume
     OmegaConf.set_struct(stored, True)
     return stored
+
+
+def _unredact(stored: DictConfig, cfg: DictConfig, prefix: str = "") -> None:
+    """Checkpoints keep URLs with their passwords masked (:mod:`rl8.redact`):
+    take those values from this command's config where it has them in full."""
+    node = OmegaConf.select(stored, prefix) if prefix else stored
+    if not isinstance(node, DictConfig):
+        return
+    for k in list(node.keys()):
+        key = f"{prefix}.{k!s}" if prefix else str(k)
+        value = node[k] if not OmegaConf.is_missing(node, k) else None
+        if isinstance(value, DictConfig):
+            _unredact(stored, cfg, key)
+        elif isinstance(value, str):
+            actual = OmegaConf.select(cfg, key, default=None)
+            if is_redacted(value, actual):
+                OmegaConf.update(stored, key, actual, merge=False)
 
 
 # -- MLflow -------------------------------------------------------------------------------------
@@ -359,7 +378,7 @@ def _log_config(tracker: Any, cfg: DictConfig, job: Job) -> None:
     tracker.log_params(container)
     job.output_dir.mkdir(parents=True, exist_ok=True)
     path = job.output_dir / "config.yaml"
-    path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    path.write_text(redact(OmegaConf.to_yaml(cfg, resolve=True)))
     tracker.log_artifact(path)
 
 

@@ -223,8 +223,10 @@ class SweepStudy:
             **attrs,
             "invocations": history[-_MAX_HISTORY:],
         }
+        from ..redact import redact
+
         for k, v in user_attrs.items():
-            self.study.set_user_attr(k, v)
+            self.study.set_user_attr(k, redact(v))
 
 
 # --------------------------------------------------------------------------- helpers
