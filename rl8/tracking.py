@@ -106,10 +106,7 @@ class MlflowTracker:
             self._register_exit()
             return
         if experiment_name:
-            exp = self.client.get_experiment_by_name(experiment_name)
-            self.experiment_id = (
-                exp.experiment_id if exp else self.client.create_experiment(experiment_name)
-            )
+            self.experiment_id = _experiment_id(self.client, experiment_name)
         else:
             self.experiment_id = "0"
         from .redact import redact
@@ -232,6 +229,24 @@ class MlflowTracker:
                 )
         finally:
             self.client.set_terminated(self.run_id, status=_exit_status())
+
+
+def _experiment_id(client: Any, name: str) -> str:
+    """The id of experiment ``name``, created when missing. Jobs started
+    together may all find it missing: the ones whose creation loses the race
+    (the store's unique name constraint) use the winner's."""
+    from mlflow.exceptions import MlflowException
+
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return str(exp.experiment_id)
+    try:
+        return str(client.create_experiment(name))
+    except MlflowException:
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return str(exp.experiment_id)
 
 
 def _create_sqlite_store(tracking_uri: str) -> bool:

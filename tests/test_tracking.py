@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,61 @@ def test_runs_left_open_end_with_the_interpreter(store_uri: str, tmp_path: Path)
         assert client.get_run(run_id).info.status == status
         # the last (asynchronously sent) batch was written too
         assert len(client.get_metric_history(run_id, "env/steps")) == 1
+
+
+def test_processes_started_together_on_a_fresh_store_all_track(tmp_path: Path) -> None:
+    # They race to create the store and the experiment; every one must get a run.
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'fresh.db'}"
+    go = tmp_path / "go"
+    code = textwrap.dedent(
+        f"""
+        import pathlib, sys, time
+        import mlflow.tracking
+        from rl8.tracking import MlflowTracker
+        pathlib.Path(sys.argv[1]).touch()  # imported: ready
+        while not pathlib.Path({str(go)!r}).exists():
+            time.sleep(0.001)
+        MlflowTracker(tracking_uri={uri!r}, experiment_name="race").close()
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    ready = [tmp_path / f"ready-{i}" for i in range(6)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(r)], cwd=tmp_path, env=env, stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in ready
+    ]  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not all(r.exists() for r in ready) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    go.touch()  # all at once
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, errors
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("race")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 6 and all(r.info.status == "FINISHED" for r in runs)
+
+
+@pytest.mark.slow
+def test_a_parallel_multirun_tracks_every_job(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "rl8.train", "-m", "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=4", "seed=range(0,8)", "stop.max_steps=2",
+            "trainer.num_envs=4", "trainer.horizon=8", "progress.bar=false",
+        ],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("rl8").experiment_id])
+    assert sorted(r.data.params["seed"] for r in runs) == [str(s) for s in range(8)]
+    assert all(r.info.status == "FINISHED" for r in runs)
