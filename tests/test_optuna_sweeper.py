@@ -494,3 +494,24 @@ def test_real_app_cartpole_search(tmp_path):
         assert sorted(t.intermediate_values) == [1, 2]
     assert (tmp_path / "sweep" / "optimization_results.yaml").exists()
     assert (tmp_path / "sweep" / "trial_1" / "seed_0").is_dir()
+
+
+def test_the_docs_command_line_search_space_works_and_a_non_mapping_is_named(tmp_path):
+    # docs/optuna.md: python my_app.py -m hydra/sweeper=optuna 'hydra.sweeper.params={x: ...}'
+    args = ["-m", "rl8.train", "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=1"]
+    args += ["stop.max_steps=2", "trainer.num_envs=4", "trainer.horizon=32", "mlflow.enabled=false"]
+    args += [f"hydra.sweep.dir={tmp_path / 'sweep'}", "progress.bar=false"]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+
+    def sweep(params: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, *args, f"hydra.sweeper.params={params}"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+
+    proc = sweep('{trainer.gamma: "interval(0.9, 0.99)"}')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Trial 0 COMPLETE" in proc.stdout + proc.stderr
+    proc = sweep("gamma")
+    assert proc.returncode != 0
+    assert "hydra.sweeper.params must be a mapping" in proc.stderr

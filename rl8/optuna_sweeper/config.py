@@ -202,7 +202,10 @@ class OptunaSweeperConf:
     # max, or qNN (NN-th percentile, e.g. q25)
     aggregate: str = "mean"
     # search space, in Hydra's override grammar: {"trainer.clip_param": "interval(0.1, 0.3)"}
-    params: dict[str, str] | None = None
+    # (untyped: OmegaConf cannot merge a dict into a typed node that is None, so a typed
+    # field would break 'hydra.sweeper.params={x: "interval(0, 1)"}' on the command line;
+    # the sweeper checks that it is a mapping of strings)
+    params: Any = None
     # "module.function" called as fn(cfg, trial) for conditional spaces (see docs)
     custom_search_space: str | None = None
     # create an MLflow parent run (when the app config has an ``mlflow`` node)

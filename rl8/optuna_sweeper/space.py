@@ -259,6 +259,11 @@ def parse_search_space(
     Raises:
         SearchSpaceError: naming the parameter, on bad grammar or bounds.
     """
+    if params is not None and not isinstance(params, Mapping):
+        raise SearchSpaceError(
+            f"hydra.sweeper.params must be a mapping {{config.key: grammar}}, got {params!r}; "
+            "e.g. 'hydra.sweeper.params={trainer.gamma: \"interval(0.9, 0.99)\"}'."
+        )
     entries: list[tuple[str, str, str]] = []  # (origin label, override line, text)
     for key, val in (params or {}).items():
         text = str(val) if not isinstance(val, bool) else ("true" if val else "false")
