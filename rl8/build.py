@@ -295,7 +295,8 @@ def build(cfg: DictConfig) -> Built:
             "with env=cartpole (see conf/env/) or set env._target_."
         )
     env_node = OmegaConf.masked_copy(cfg.env, [str(k) for k in cfg.env if k != "config"])
-    env_class, env_kwargs = _unwrap(_instantiate(env_node, "env"))
+    # Plain containers: factories get dicts and lists, not OmegaConf nodes.
+    env_class, env_kwargs = _unwrap(_instantiate(env_node, "env", _convert_="all"))
     _check_kwargs(env_class, env_kwargs, "env", skip=2)  # after num_envs, horizon
     env_cls = functools.partial(env_class, **env_kwargs) if env_kwargs else env_class
     env_config = _plain(cfg.env.get("config")) or {}

@@ -167,7 +167,7 @@ class Gymnasium(Env):
         self.id = id
         if id is not None:
             self._where = f"Gymnasium(id={id!r})"
-            make_kwargs = _plain(kwargs) or {}
+            make_kwargs = dict(kwargs or {})
             if render_mode is not None:
                 other = make_kwargs.setdefault("render_mode", render_mode)
                 if other != render_mode:
@@ -513,16 +513,3 @@ def _owned(x: Any, dtype: Any) -> np.ndarray:
     may reuse the arrays it returns)."""
     a = np.asarray(x, dtype=dtype)
     return a.copy() if a is x else a
-
-
-def _plain(kwargs: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """``kwargs`` as plain containers (Hydra passes OmegaConf nodes)."""
-    if kwargs is None:
-        return None
-    from omegaconf import OmegaConf
-
-    if OmegaConf.is_config(kwargs):
-        plain = OmegaConf.to_container(kwargs, resolve=True)
-        assert isinstance(plain, dict)
-        return {str(k): v for k, v in plain.items()}
-    return dict(kwargs)
