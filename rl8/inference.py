@@ -95,26 +95,20 @@ def load_policy(
         from .export import load_pt2
 
         return load_pt2(path, trusted=trusted)
+    from .checkpoint import CHECKPOINT_NAME
     from .export import PolicyModule
     from .runs import open_run
 
-    if path.is_file() and _is_policy_file(path):
-        from .policies.files import load
+    if path.is_file() and path.name != CHECKPOINT_NAME:
+        from .policies.files import NotAPolicyFile, load
 
-        return PolicyModule(load(path, device=device, trusted=trusted))
+        try:  # one read: a policy file, else (e.g. a renamed checkpoint) a run below
+            return PolicyModule(load(path, device=device, trusted=trusted))
+        except NotAPolicyFile:
+            pass
     trained = open_run(os.fspath(source), tracking_uri=tracking_uri)
     trainer = trained.build_trainer(num_envs=1, device=str(device), trusted=trusted)
     try:
         return PolicyModule(trainer.algorithm.policy)
     finally:
         trainer.close()
-
-
-def _is_policy_file(path: Path) -> bool:
-    from .policies.files import FORMAT
-
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        return False
-    return isinstance(data, dict) and data.get("format") == FORMAT

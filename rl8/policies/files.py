@@ -30,12 +30,16 @@ import torch
 from .._files import atomic_write
 from ..specs import BoundedSpec, DiscreteSpec, Spec, UnboundedSpec
 
-__all__ = ["FORMAT", "load", "save"]
+__all__ = ["FORMAT", "NotAPolicyFile", "load", "save"]
 
 FORMAT = "rl8.policy"
 _VERSION = 1
 #: Modules whose classes a policy file may name without ``trusted=True``.
 _OWN = ("rl8.policies.", "rl8.models.", "rl8.distributions.")
+
+
+class NotAPolicyFile(ValueError):
+    """The file is not one :func:`save` wrote (it may be a checkpoint)."""
 
 
 def _dotted(cls: Any) -> str:
@@ -107,15 +111,16 @@ def load(
     """The policy :func:`save` wrote to ``path``.
 
     Raises:
-        ValueError: Not a policy file.
+        NotAPolicyFile: Not a policy file (a ``ValueError``).
+        ValueError: A policy file describing something invalid.
         PermissionError: The file names a class outside rl8 and ``trusted`` is false.
     """
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"{str(path)!r} is not a readable policy file: {e}") from None
+        raise NotAPolicyFile(f"{str(path)!r} is not a readable policy file: {e}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(f"{str(path)!r} is not a policy file written by Policy.save.")
+        raise NotAPolicyFile(f"{str(path)!r} is not a policy file written by Policy.save.")
     from ..distributions import Distribution
     from .policy import Policy
 
