@@ -173,21 +173,17 @@ def resume_config(cfg: DictConfig, stored_yaml: str, overrides: list[str]) -> Di
     return stored
 
 
-def _unredact(stored: DictConfig, cfg: DictConfig, prefix: str = "") -> None:
+def _unredact(stored: DictConfig, cfg: DictConfig) -> None:
     """Checkpoints keep URLs with their passwords masked (:mod:`rl8.redact`):
     take those values from this command's config where it has them in full."""
-    node = OmegaConf.select(stored, prefix) if prefix else stored
-    if not isinstance(node, DictConfig):
-        return
-    for k in list(node.keys()):
-        key = f"{prefix}.{k!s}" if prefix else str(k)
-        value = node[k] if not OmegaConf.is_missing(node, k) else None
-        if isinstance(value, DictConfig):
-            _unredact(stored, cfg, key)
-        elif isinstance(value, str):
-            actual = OmegaConf.select(cfg, key, default=None)
-            if is_redacted(value, actual):
-                OmegaConf.update(stored, key, actual, merge=False)
+    from .tracking import flatten
+
+    plain = OmegaConf.to_container(stored, resolve=False)
+    assert isinstance(plain, dict)
+    for key, value in flatten({str(k): v for k, v in plain.items()}).items():
+        actual = OmegaConf.select(cfg, key, default=None)
+        if is_redacted(value, actual):
+            OmegaConf.update(stored, key, actual, merge=False)
 
 
 # -- MLflow -------------------------------------------------------------------------------------
