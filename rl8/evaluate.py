@@ -121,25 +121,20 @@ def run_episodes(
         ConfigError: The environment reports no episode ends (``terminated``
             or ``truncated``), or an episode lasts longer than ``max_steps``.
     """
-    from .algorithms import RecurrentAlgorithm
     from .env import as_step
+    from .render import policy_act
 
-    env, policy, device = algorithm.env, algorithm.policy, algorithm.device
+    env, device = algorithm.env, algorithm.device
     n = env.num_envs
-    recurrent = isinstance(algorithm, RecurrentAlgorithm)
+    act = policy_act(algorithm.policy, deterministic=deterministic)
     obs = env.reset(config=env_config)
-    state = policy.model.init_state(n, device) if recurrent else None
     running = torch.zeros(n, dtype=torch.float64, device=device)
     length = torch.zeros(n, dtype=torch.int64, device=device)
     returns = torch.zeros_like(running)
     lengths = torch.zeros_like(length)
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     for t in range(max_steps):
-        if recurrent:
-            action, _, _, state = policy.sample(obs, state, deterministic=deterministic)
-        else:
-            action, _ = policy.sample(obs, deterministic=deterministic)
-        step = as_step(env.step(action))
+        step = as_step(env.step(act(obs)))
         if step.terminated is None and step.truncated is None:
             raise ConfigError(
                 f"{type(env).__name__} reports no episode ends (terminated/truncated), so it "
