@@ -9,7 +9,8 @@
 On first use (and whenever pyproject.toml changes) it creates ``.venv`` and
 installs torch first, pinned by ``RL8_TORCH_SPEC`` (default ``torch==2.13.0``,
 the CPU wheel; an unpinned ``torch`` may pull a multi-GB CUDA build), then the
-project with its ``dev``, ``gymnasium`` and ``export`` extras. Needs only Python >= 3.11.
+project with its ``dev``, ``gymnasium``, ``export``, ``postgres`` and ``submitit``
+extras. Needs only Python >= 3.11.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def bootstrap() -> None:
     print("installing torch and rl8 into .venv (first run only) ...", flush=True)
     pip = [str(PY), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     run(*pip, os.environ.get("RL8_TORCH_SPEC", "torch==2.13.0"))
-    run(*pip, "-e", ".[dev,gymnasium,export]")
+    run(*pip, "-e", ".[dev,gymnasium,export,postgres,submitit]")
     STAMP.touch()
 
 

@@ -66,3 +66,65 @@ def python(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedP
     return subprocess.run(
         [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def _postgres_bin() -> Path | None:
+    """The directory of Debian's PostgreSQL server binaries (``initdb``, ``pg_ctl``)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    return found[-1].parent if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server for the session, on loopback: a temporary data
+    directory and a free port, a password-protected user, a database ``optuna``.
+
+    Uses Debian's ``postgresql`` package (``.ci/run`` installs it). The server
+    refuses to run as root, so as root it runs as the ``postgres`` user. Skipped
+    where the package is missing, except in CI (``CI`` set), where that fails.
+    """
+    import pwd
+    import shutil
+    import socket
+    import tempfile
+
+    bindir = _postgres_bin()
+    if bindir is None:
+        msg = "PostgreSQL server binaries not found (apt-get install postgresql)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    run_as: list[str] = []
+    root = Path(tempfile.mkdtemp(prefix="rl8-pg-"))
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("postgres")
+        os.chown(root, user.pw_uid, user.pw_gid)
+        run_as = ["runuser", "-u", "postgres", "--"]
+    password = "s3cret-pw"
+    (root / "pw").write_text(password)
+    if run_as:
+        os.chown(root / "pw", user.pw_uid, user.pw_gid)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = root / "data"
+    initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "rl8", "-E", "UTF8"]
+    subprocess.run(
+        [*run_as, *initdb, "-A", "scram-sha-256", "--pwfile", str(root / "pw")],
+        check=True,
+        capture_output=True,
+    )
+    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200"
+    pg_ctl = [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log")]
+    subprocess.run([*pg_ctl, "-o", opts, "start"], check=True, capture_output=True)
+    try:
+        import psycopg
+
+        with psycopg.connect(
+            f"postgresql://rl8:{password}@127.0.0.1:{port}/postgres", autocommit=True
+        ) as conn:
+            conn.execute("CREATE DATABASE optuna")
+        yield f"postgresql://rl8:{password}@127.0.0.1:{port}/optuna"
+    finally:
+        subprocess.run([*pg_ctl, "-m", "fast", "stop"], check=False, capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)

@@ -408,9 +408,9 @@ def test_multi_objective(tmp_path):
     assert res["best_trials"] and all(len(b["values"]) == 2 for b in res["best_trials"])
 
 
-def test_timeout_stops_launching_new_batches(tmp_path):
+def test_timeout_stops_launching_new_trials(tmp_path):
     run_app(tmp_path, "hydra.sweeper.n_trials=4", "hydra.sweeper.timeout=0.001")
-    assert len(load(tmp_path).trials) == 1  # the first batch always runs
+    assert len(load(tmp_path).trials) == 1  # the first trial always runs
 
 
 def test_mlflow_parent_run_and_plots(tmp_path):

@@ -45,9 +45,10 @@ SWEEPER_TARGET = "hydra_plugins.rl8_optuna_sweeper.optuna_sweeper.OptunaSweeper"
 class SamplerConfig:
     """Any ``optuna.samplers.*`` class; every other key is passed to its constructor.
 
-    ``seed: null`` lets the sweeper derive the seed from the app's ``seed`` node
-    (0 when absent), offset by the number of trials already in the study so that
-    a resumed study does not replay the samples of its first invocation.
+    ``seed: null`` lets the sweeper take the seed from the app's ``seed`` node (0
+    when absent). Either way trial N samples with ``seed + N`` (the QMC and grid
+    samplers keep one seed), so workers sharing a study, and a resumed study, never replay
+    each other's samples.
     """
 
     _target_: str = MISSING
@@ -192,9 +193,11 @@ class OptunaSweeperConf:
     study_name: str | None = None
     # total number of finished trials the study should hold (resumes count)
     n_trials: int = 20
-    # trials launched together through the Hydra launcher (one launch() per batch)
+    # trials kept running at once, each launched on its own through the Hydra launcher
+    # as soon as a slot is free (parallel with a launcher that runs jobs elsewhere,
+    # e.g. hydra/launcher=joblib)
     n_jobs: int = 1
-    # seconds; no new batch is launched after this much time (running ones finish)
+    # seconds; no new trial starts after this much time (running ones finish)
     timeout: float | None = None
     # each trial runs this many seeds (jobs with seed=<base>+k), all in one launch
     seeds_per_trial: int = 1
@@ -212,6 +215,11 @@ class OptunaSweeperConf:
     mlflow: bool = True
     # save optimization-history / param-importance PNGs in the sweep dir
     plots: bool = True
+    # seconds between the heartbeats a sweeper writes on its running trials
+    heartbeat_interval: float = 10.0
+    # seconds without a heartbeat after which other workers fail a running trial and
+    # run a replacement; null -> 3 * heartbeat_interval
+    grace_period: float | None = None
 
 
 _REGISTERED = False

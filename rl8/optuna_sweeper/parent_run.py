@@ -1,5 +1,5 @@
 """The sweep's MLflow parent run: the sweep's settings and search space as params,
-trial counts and the best value as metrics after every batch, the best parameters,
+trial counts and the best value as metrics after every trial, the best parameters,
 ``optimization_results.yaml`` and the plots at the end. Every job gets its id as
 ``mlflow.parent_run_id``. MLflow trouble only warns: the sweep goes on without it.
 """
@@ -18,7 +18,13 @@ from .study import count_states
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["RUN_IDS_ATTR", "finish_parent_run", "log_progress", "start_parent_run"]
+__all__ = [
+    "RUN_IDS_ATTR",
+    "close_left_running",
+    "finish_parent_run",
+    "log_progress",
+    "start_parent_run",
+]
 
 log = logging.getLogger(__name__)
 
@@ -112,3 +118,36 @@ def finish_parent_run(
         tracker.close(status)
     except Exception as e:
         log.warning(f"MLflow parent run: {type(e).__name__}: {e}")
+
+
+def close_left_running(node: Any, parent_run_id: str | None) -> int:
+    """Close (as KILLED) what a dead worker left RUNNING: its parent run and that
+    run's RUNNING child runs (its trials' jobs). Returns how many runs it closed.
+
+    Args:
+        node: This sweeper's ``mlflow`` config node (where the runs are tracked).
+        parent_run_id: The dead worker's parent run (recorded on its trials).
+    """
+    if not parent_run_id or not isinstance(node, DictConfig) or node.get("enabled", True) is False:
+        return 0
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=node.get("tracking_uri"))
+        parent = client.get_run(parent_run_id)
+        children = client.search_runs(
+            [parent.info.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' "
+            "and attributes.status = 'RUNNING'",
+        )
+        closed = 0
+        for run in [*children, parent]:
+            if run.info.status == "RUNNING":
+                client.set_terminated(run.info.run_id, "KILLED")
+                closed += 1
+        if closed:
+            log.info(f"Closed {closed} MLflow run(s) left RUNNING under parent run {parent_run_id}")
+        return closed
+    except Exception as e:
+        log.warning(f"Could not close the MLflow runs of parent run {parent_run_id}: {e}")
+        return 0

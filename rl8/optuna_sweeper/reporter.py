@@ -177,16 +177,45 @@ def open_storage(spec: str) -> optuna.storages.BaseStorage:
         if spec.startswith(("redis://", "rediss://", "unix://")):
             storage = optuna.storages.JournalStorage(JournalRedisBackend(spec))
         elif "://" in spec:
-            engine_kwargs = None
-            if spec.startswith("sqlite"):
-                # parallel jobs write to one file: wait for the lock instead of failing
-                engine_kwargs = {"connect_args": {"timeout": 60}}
-            storage = optuna.storages.RDBStorage(spec, engine_kwargs=engine_kwargs)
+            storage = _rdb_storage(spec)
         else:
             path = spec.removeprefix("journal:")
             storage = optuna.storages.JournalStorage(JournalFileBackend(path))
         _STORAGES[spec] = storage
         return storage
+
+
+def _rdb_storage(url: str) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage for ``url``, created by any number of processes at once.
+
+    The first processes to reach a fresh database all create Optuna's schema, and
+    all but one fail on a duplicate table or type: those try again (the schema is
+    there by then). A missing database driver is named with its fix.
+    """
+    import random
+    import time
+
+    import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    engine_kwargs = None
+    if url.startswith("sqlite"):
+        # parallel jobs write to one file: wait for the lock instead of failing
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    for attempt in range(8):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        except (IntegrityError, ProgrammingError):
+            if attempt == 7:
+                raise
+            time.sleep(random.uniform(0.1, 0.5) * (attempt + 1))
+        except ModuleNotFoundError as e:
+            if url.startswith(("postgresql", "postgres")):
+                raise ModuleNotFoundError(
+                    f"{e}: postgresql:// storages need psycopg 3 (pip install 'rl8[postgres]')"
+                ) from e
+            raise
+    raise AssertionError("unreachable")
 
 
 def _cfg_get(cfg: Any, key: str) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -53,14 +54,18 @@ def check_directions(direction: Any) -> list[str]:
     return out
 
 
-def check_counts(counts: Mapping[str, Any], timeout: float | None) -> None:
-    """``n_trials >= 0``, ``n_jobs >= 1``, ``seeds_per_trial >= 1`` (integers), ``timeout > 0``."""
+def check_counts(counts: Mapping[str, Any], durations: Mapping[str, Any]) -> None:
+    """``n_trials >= 0``, ``n_jobs >= 1``, ``seeds_per_trial >= 1`` (integers); the
+    ``durations`` (seconds: ``timeout``, ``heartbeat_interval``, ...) > 0 or null."""
     for key, v in counts.items():
         low = 0 if key == "n_trials" else 1
         if not isinstance(v, int) or isinstance(v, bool) or v < low:
             raise SweeperConfigError(f"hydra.sweeper.{key}={v!r}: expected an integer >= {low}")
-    if timeout is not None and not timeout > 0:
-        raise SweeperConfigError(f"hydra.sweeper.timeout={timeout!r}: expected > 0")
+    for key, v in durations.items():
+        if v is not None and not (
+            isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < math.inf
+        ):
+            raise SweeperConfigError(f"hydra.sweeper.{key}={v!r}: expected seconds > 0")
 
 
 def check_aggregate_setting(how: str) -> str:
@@ -124,17 +129,31 @@ def build_sampler(
     seed: int,
     grid_space: dict[str, list[Any]] | None,
 ) -> optuna.samplers.BaseSampler:
-    """``cls`` built from ``cfg``; ``seed`` unless the config sets one, and the grid
-    sampler's ``search_space``."""
+    """``cls`` built from ``cfg`` (and the grid sampler's ``search_space``), seeded
+    per trial: trial N samples with ``seed + N``, where ``seed`` is the config's
+    ``seed`` or else the given one (:class:`TrialSeededSampler`). Workers sharing a
+    study then never draw the same sample, and a study is reproducible whatever the
+    number of workers. The QMC and grid samplers keep one seed: it orders the points
+    of all trials (the grid sampler picks unvisited points itself)."""
+    import optuna
+
     kwargs = accepted_kwargs(cls, cfg or {}, "hydra.sweeper.sampler")
-    if kwargs.get("seed") is None:
-        kwargs["seed"] = seed
+    if kwargs.get("seed") is not None:
+        seed = int(kwargs["seed"])
     if grid_space is not None:
         kwargs["search_space"] = grid_space
-    try:
-        return cls(**kwargs)
-    except Exception as e:
-        raise SweeperConfigError(f"hydra.sweeper.sampler ({cls.__name__}): {e}") from e
+
+    def build(s: int) -> optuna.samplers.BaseSampler:
+        try:
+            return cls(**{**kwargs, "seed": s})
+        except Exception as e:
+            raise SweeperConfigError(f"hydra.sweeper.sampler ({cls.__name__}): {e}") from e
+
+    if issubclass(cls, optuna.samplers.QMCSampler | optuna.samplers.GridSampler):
+        return build(seed)  # the seed orders points for all trials: one for every worker
+    from .sampling import TrialSeededSampler
+
+    return TrialSeededSampler(build, seed)
 
 
 def build_pruner(

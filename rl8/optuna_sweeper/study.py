@@ -1,6 +1,12 @@
 """The sweep's Optuna study in its storage: where it lives, opening or resuming it,
 and the sweeper's bookkeeping on it (which process owns a trial, which Hydra job
 numbers ran it, failed and interrupted trials, the invocations that resumed it).
+
+Several sweepers ("workers") may share one study. Each raises a heartbeat counter
+on the trials it runs; a trial whose counter stands still for the grace period, or
+whose worker on this host has exited, is stale: it is marked FAIL (``interrupted``,
+so it does not count toward ``n_trials``) and another worker runs a replacement.
+Staleness is judged by the watcher's own clock, so hosts need not agree on time.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import os
 import shlex
 import socket
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -39,6 +46,7 @@ log = logging.getLogger(__name__)
 JOURNAL_FILE = "optuna.journal"
 ATTR_OWNER = "rl8:owner"
 ATTR_JOB_NUMS = "rl8:job_nums"
+ATTR_HEARTBEAT = "rl8:heartbeat"  # trial: a counter its sweeper raises while it runs
 MAX_REASON = 4000  # characters of a fail_reason or pruned_reason kept
 _MAX_HISTORY = 50
 
@@ -115,7 +123,10 @@ class SweepStudy:
     ) -> None:
         import optuna
 
-        self.storage = open_storage(spec)
+        try:
+            self.storage = open_storage(spec)
+        except ImportError as e:
+            raise SweeperConfigError(f"hydra.sweeper.storage={safe_storage(spec)}: {e}") from e
         self.study = optuna.create_study(
             storage=self.storage,
             study_name=study_name,
@@ -131,43 +142,72 @@ class SweepStudy:
                 f"but hydra.sweeper.direction is {directions}"
             )
         self.study_id = self.storage.get_study_id_from_name(self.study.study_name)
+        self._beats: dict[int, int] = {}  # trials this worker runs -> their heartbeat
+        self._beats_lock = threading.Lock()
+        self._seen: dict[int, tuple[Any, float]] = {}  # others' trials: (heartbeat, since)
 
     def trial_id(self, number: int) -> int:
         return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
 
-    def n_finished(self) -> int:
-        """Trials that count towards ``n_trials`` (an interrupted FAIL does not)."""
+    def counts(self) -> tuple[int, int]:
+        """``(finished, running)``: trials that count toward ``n_trials`` (an
+        interrupted FAIL does not), and trials any worker is running."""
         from optuna.trial import TrialState
 
-        n = 0
+        finished = running = 0
         for t in self.study.get_trials(deepcopy=False):
-            if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
+            if t.state == TrialState.RUNNING:
+                running += 1
+            elif t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
                 t.state == TrialState.FAIL and not t.user_attrs.get("interrupted")
             ):
-                n += 1
-        return n
+                finished += 1
+        return finished, running
 
-    def next_job_idx(self) -> int:
-        """The first Hydra job number after those of earlier invocations."""
-        nums = [
-            n
-            for t in self.study.get_trials(deepcopy=False)
-            for n in (t.system_attrs.get(ATTR_JOB_NUMS) or [])
-        ]
-        return max(nums) + 1 if nums else 0
+    def n_finished(self) -> int:
+        """Trials that count towards ``n_trials`` (an interrupted FAIL does not)."""
+        return self.counts()[0]
 
-    def claim(self, number: int, seeds: int, how: str, job_nums: list[int]) -> None:
-        """Record on a new trial who runs it, its Hydra job numbers and what the
-        reporters need (seeds per trial, aggregate)."""
+    def claim(
+        self,
+        number: int,
+        seeds: int,
+        how: str,
+        job_nums: list[int],
+        parent_run_id: str | None = None,
+    ) -> None:
+        """Record on a new trial who runs it (host, pid, MLflow parent run), its Hydra
+        job numbers and what the reporters need (seeds per trial, aggregate)."""
         attrs: dict[str, Any] = {
-            ATTR_OWNER: _owner(),
+            ATTR_OWNER: {**_owner(), "parent_run_id": parent_run_id},
             ATTR_SEEDS: seeds,
             ATTR_AGGREGATE: how,
             ATTR_JOB_NUMS: job_nums,
+            ATTR_HEARTBEAT: 0,
         }
+        with self._beats_lock:
+            self._beats[number] = 0
         tid = self.trial_id(number)
         for attr, value in attrs.items():
             self.storage.set_trial_system_attr(tid, attr, value)
+
+    def release(self, number: int) -> None:
+        """This worker no longer runs trial ``number`` (told, or failed)."""
+        with self._beats_lock:
+            self._beats.pop(number, None)
+
+    def beat(self) -> None:
+        """Raise the heartbeat of every trial this worker runs (call it every
+        heartbeat interval, from any thread)."""
+        with self._beats_lock:
+            for number in self._beats:
+                self._beats[number] += 1
+            beats = dict(self._beats)
+        for number, count in beats.items():
+            try:
+                self.storage.set_trial_system_attr(self.trial_id(number), ATTR_HEARTBEAT, count)
+            except Exception as e:  # finished meanwhile, or the storage hiccuped
+                log.debug(f"heartbeat of trial {number}: {e}")
 
     def record_pruner(self, cfg: dict[str, Any] | None) -> None:
         """The pruner config the jobs' reporters build their pruner from."""
@@ -186,18 +226,46 @@ class SweepStudy:
         except Exception as e:  # never mask the original problem
             log.warning(f"could not mark trial {number} FAIL: {e}")
 
-    def fail_stale_trials(self) -> None:
-        """Trials left RUNNING by a dead sweeper on this host: FAIL, flagged interrupted."""
+    def fail_stale_trials(self, grace: float | None = None) -> list[dict[str, Any]]:
+        """Mark stale RUNNING trials of other workers FAIL, flagged interrupted.
+
+        A trial is stale when its worker ran on this host and has exited, or (with
+        ``grace`` seconds) when its heartbeat has not moved for ``grace`` seconds
+        of this process's clock. Returns the stale trials' owners (host, pid,
+        ``parent_run_id``), so the caller can close what they left open.
+        """
         from optuna.trial import TrialState
 
         me = _owner()
+        now = time.monotonic()
+        stale: list[dict[str, Any]] = []
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t.number in self._beats:
+                continue  # ours, alive
             owner = t.system_attrs.get(ATTR_OWNER) or {}
-            if owner.get("host") != me["host"] or not owner.get("pid"):
+            pid = owner.get("pid")
+            if (
+                owner.get("host") == me["host"]
+                and pid
+                and (pid == me["pid"] or not _pid_alive(int(pid)))
+            ):
+                why = "its sweeper process died"
+            elif grace is None:
                 continue
-            if owner["pid"] != me["pid"] and _pid_alive(int(owner["pid"])):
-                continue
-            self.fail(t.number, "interrupted: its sweeper process died", interrupted=True)
+            else:
+                beat = t.system_attrs.get(ATTR_HEARTBEAT)
+                seen = self._seen.get(t.number)
+                if seen is None or seen[0] != beat:
+                    self._seen[t.number] = (beat, now)
+                    continue
+                if now - seen[1] < grace:
+                    continue
+                why = f"no heartbeat from its sweeper for {grace:g} s"
+            where = f"{owner.get('host')}:{pid}" if owner else "an unknown worker"
+            self.fail(t.number, f"interrupted: {why} ({where})", interrupted=True)
+            self._seen.pop(t.number, None)
+            stale.append(owner)
+        return stale
 
     def record_invocation(
         self, config: DictConfig, arguments: list[str], attrs: dict[str, Any]

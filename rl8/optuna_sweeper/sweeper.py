@@ -11,12 +11,18 @@ One sweep:
    sampler/pruner targets, directions, that the overrides compose);
 2. opens (or resumes) the study in its storage -- by default a journal file in
    the sweep directory -- and records the command line and base config on it;
-3. asks ``n_jobs`` trials at a time, launches their jobs (``seeds_per_trial``
-   per trial) with a single ``launcher.launch()`` call and tells Optuna the
-   outcome: COMPLETE (aggregated return values), PRUNED (a job raised
-   ``optuna.TrialPruned``) or FAIL (a job raised or returned NaN; the reason is
-   the trial user attribute ``fail_reason``);
-4. stops when the study holds ``n_trials`` finished trials or after ``timeout``;
+3. keeps ``n_jobs`` trials running: each slot asks a trial, launches its jobs
+   (``seeds_per_trial`` per trial) with one ``launcher.launch()`` call and tells
+   Optuna the outcome -- COMPLETE (aggregated return values), PRUNED (a job
+   raised ``optuna.TrialPruned``) or FAIL (a job raised or returned NaN; the
+   reason is the trial user attribute ``fail_reason``) -- then asks the next, with
+   no wait for the other slots. Other sweepers ("workers") may share the study:
+   trial numbers (and Hydra job numbers) come from the study, each trial samples
+   with its own seed, running trials heartbeat and stale ones are failed and
+   replaced (:mod:`.study`);
+4. stops when the study holds ``n_trials`` finished trials (counting every
+   worker's; while the running ones would reach it, a slot waits) or after
+   ``timeout``;
 5. writes ``optimization_results.yaml`` and plots in the sweep directory and logs
    them to an MLflow parent run whose id every job receives as
    ``mlflow.parent_run_id``.
@@ -31,8 +37,10 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,6 +98,11 @@ class _Plan:
     storage: str  # as shown to users (no password)
     job_storage: str  # as passed to jobs
     parent_run_id: str | None
+    mlflow_node: Any  # the app's mlflow node (closing runs of dead workers), or None
+
+
+_WAIT = "wait"  # a slot's answer while the running trials would complete the study
+_POLL_S = 2.0  # seconds between a waiting slot's looks at the study
 
 
 class OptunaSweeper(Sweeper):
@@ -111,6 +124,8 @@ class OptunaSweeper(Sweeper):
         custom_search_space: str | None = None,
         mlflow: bool = True,
         plots: bool = True,
+        heartbeat_interval: float = 10.0,
+        grace_period: float | None = None,
     ) -> None:
         self.sampler_cfg: dict[str, Any] | None = _container(sampler)
         self.pruner_cfg: dict[str, Any] | None = _container(pruner)
@@ -126,10 +141,12 @@ class OptunaSweeper(Sweeper):
         self.custom_search_space = custom_search_space
         self.use_mlflow = mlflow
         self.plots = plots
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period = grace_period
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.launcher: Any = None
-        self.job_idx = 0
+        self._lock = threading.Lock()  # the study's books, the sampler, the results file
 
     # ------------------------------------------------------------------ Hydra API
     def setup(
@@ -158,7 +175,11 @@ class OptunaSweeper(Sweeper):
                 "n_jobs": self.n_jobs,
                 "seeds_per_trial": self.seeds_per_trial,
             },
-            self.timeout,
+            {
+                "timeout": self.timeout,
+                "heartbeat_interval": self.heartbeat_interval,
+                "grace_period": self.grace_period,
+            },
         )
         n_trials, seeds = self.n_trials, self.seeds_per_trial
         how = settings.check_aggregate_setting(self.aggregate)
@@ -202,9 +223,17 @@ class OptunaSweeper(Sweeper):
         study = self._study.study
         self._study.fail_stale_trials()
         n_existing = len(study.trials)
-        # a resumed study must not replay the samples of its first invocation
-        seed = self._base_seed() + n_existing
-        study.sampler = settings.build_sampler(sampler_cls, self.sampler_cfg, seed, grid_space)
+        if spec.startswith("sqlite") and (self.n_jobs > 1 or self._study.counts()[1]):
+            log.warning(
+                "hydra.sweeper.storage is SQLite and several processes write to it (n_jobs > 1, "
+                "or other workers on this study). Optuna: 'We would never recommend SQLite3 "
+                "for parallel optimization' (SQLite locks the whole file on every write). "
+                "Use the default journal file or PostgreSQL (docs/optuna.md)."
+            )
+        # trial N samples with seed + N: no two trials share a stream, in any worker
+        study.sampler = settings.build_sampler(
+            sampler_cls, self.sampler_cfg, self._base_seed(), grid_space
+        )
         sweep_settings = self._settings(directions)
         search_space = {p.key: p.text for p in space.values()}
         self._study.record_invocation(
@@ -219,14 +248,13 @@ class OptunaSweeper(Sweeper):
             },
         )
         self._study.record_pruner(self.pruner_cfg)
-        self.job_idx = self._study.next_job_idx()
         log.info(
             f"Optuna study {study_name!r} in {safe_storage(spec)}: "
             f"{self._study.n_finished()}/{n_trials} trials finished"
             + (" (resumed)" if n_existing else "")
         )
         log.info(
-            f"Sampler: {type(study.sampler).__name__}, pruner: {type(pruner).__name__}, "
+            f"Sampler: {study.sampler}, pruner: {type(pruner).__name__}, "
             f"directions: {directions}, n_jobs: {self.n_jobs}, seeds_per_trial: {seeds}"
         )
         for key, text in search_space.items():
@@ -257,6 +285,7 @@ class OptunaSweeper(Sweeper):
             storage=safe_storage(spec),
             job_storage=job_storage_spec(OmegaConf.select(self.config, "hydra.sweeper"), spec),
             parent_run_id=tracker.run_id if tracker is not None else None,
+            mlflow_node=mlflow_node,
         )
         status = "FAILED"
         try:
@@ -288,42 +317,108 @@ class OptunaSweeper(Sweeper):
             "sampler": self.sampler_cfg,
             "pruner": self.pruner_cfg,
             "custom_search_space": self.custom_search_space,
+            "heartbeat_interval": self.heartbeat_interval,
+            "grace_period": self.grace_period,
         }
 
     # ------------------------------------------------------------------ the loop
     def _optimize(self, plan: _Plan, tracker: Any) -> None:
-        study = self._study.study
-        distributions = {name: p.distribution for name, p in plan.space.items()}
-        start = time.monotonic()
-        first = True
-        while True:
-            remaining = plan.n_trials - self._study.n_finished()
-            if remaining <= 0:
-                break
-            if not first and self.timeout is not None and time.monotonic() - start >= self.timeout:
-                log.info(f"Timeout of {self.timeout}s reached: no new trials")
-                break
-            first = False
-            trials: list[optuna.Trial] = []
-            job_overrides: list[list[str]] = []
+        """Run ``n_jobs`` slots (threads when the launcher runs jobs elsewhere) until
+        the study holds ``n_trials`` finished trials or ``timeout`` has passed."""
+        from hydra._internal.core_plugins.basic_launcher import BasicLauncher
+
+        slots = plan.n_jobs
+        if slots > 1 and isinstance(self.launcher, BasicLauncher):
+            log.warning(
+                f"hydra.sweeper.n_jobs={slots}: Hydra's basic launcher runs jobs in this "
+                "process, one trial at a time; for parallel trials use hydra/launcher=joblib"
+            )
+            slots = 1
+        self._deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        self._started = 0
+        self._timeout_logged = False
+        stop = threading.Event()
+        beating = threading.Thread(
+            target=self._heartbeat, args=(stop,), name="rl8-heartbeat", daemon=True
+        )
+        beating.start()
+        try:
+            if slots == 1:
+                self._slot(plan, tracker, stop)
+                return
+            with ThreadPoolExecutor(slots, thread_name_prefix="rl8-trial") as pool:
+                futures = [pool.submit(self._slot, plan, tracker, stop) for _ in range(slots)]
+                try:
+                    done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                    for f in done:
+                        f.result()  # the first error, raised here
+                finally:
+                    stop.set()  # the other slots end after their running trial
+        finally:
+            stop.set()
+            beating.join()
+
+    def _heartbeat(self, stop: threading.Event) -> None:
+        while not stop.wait(self.heartbeat_interval):
+            self._study.beat()
+
+    def _slot(self, plan: _Plan, tracker: Any, stop: threading.Event) -> None:
+        """One slot: ask a trial, launch its jobs, tell the outcome; again."""
+        while not stop.is_set():
+            with self._lock:
+                nxt = self._next_trial(plan)
+            if nxt is None:
+                return
+            if isinstance(nxt, str):  # _WAIT
+                stop.wait(_POLL_S)
+                continue
+            trial, job_overrides = nxt
             try:
-                for _ in range(min(plan.n_jobs, remaining)):
-                    trial = study.ask(fixed_distributions=distributions)
-                    trials.append(trial)
-                    job_overrides += self._ask_jobs(plan, trial, self.job_idx + len(job_overrides))
-                returns = self.launcher.launch(job_overrides, initial_job_idx=self.job_idx)
+                returns = self.launcher.launch(
+                    job_overrides, initial_job_idx=trial.number * plan.seeds
+                )
             except BaseException as e:
-                reason = f"interrupted: {type(e).__name__}: {e}"
-                for t in trials:
-                    self._study.fail(t.number, reason, interrupted=True)
+                with self._lock:
+                    self._study.fail(
+                        trial.number, f"interrupted: {type(e).__name__}: {e}", interrupted=True
+                    )
+                    self._study.release(trial.number)
                 raise
-            self.job_idx += len(job_overrides)
-            seeds = plan.seeds
-            for i, trial in enumerate(trials):
-                self._tell(plan, trial, list(returns[i * seeds : (i + 1) * seeds]))
-            self._write_results(plan.directions, plan.storage, None)
-            if tracker is not None:
-                parent_run.log_progress(tracker, study, plan.directions)
+            with self._lock:
+                self._tell(plan, trial, list(returns))
+                self._study.release(trial.number)
+                self._write_results(plan.directions, plan.storage, None)
+                if tracker is not None:
+                    parent_run.log_progress(tracker, self._study.study, plan.directions)
+
+    def _next_trial(self, plan: _Plan) -> tuple[optuna.Trial, list[list[str]]] | str | None:
+        """The next trial and its jobs' overrides; ``_WAIT`` while the running trials
+        (of any worker) would complete the study; None when done. Fails stale trials
+        of other workers first, closing the MLflow runs they left RUNNING."""
+        grace = self.grace_period or 3 * self.heartbeat_interval
+        for owner in self._study.fail_stale_trials(grace):
+            parent_run.close_left_running(plan.mlflow_node, owner.get("parent_run_id"))
+        finished, running = self._study.counts()
+        if finished >= plan.n_trials:
+            return None
+        if self._deadline is not None and self._started and time.monotonic() >= self._deadline:
+            if not self._timeout_logged:
+                log.info(f"Timeout of {self.timeout}s reached: no new trials")
+                self._timeout_logged = True
+            return None
+        if finished + running >= plan.n_trials:
+            return _WAIT
+        distributions = {name: p.distribution for name, p in plan.space.items()}
+        trial = self._study.study.ask(fixed_distributions=distributions)
+        self._started += 1
+        try:
+            return trial, self._ask_jobs(plan, trial, trial.number * plan.seeds)
+        except BaseException as e:
+            self._study.fail(
+                trial.number, f"interrupted: {type(e).__name__}: {e}", interrupted=True
+            )
+            self._study.release(trial.number)
+            raise
 
     def _ask_jobs(self, plan: _Plan, trial: optuna.Trial, job_idx: int) -> list[list[str]]:
         """Record a new trial's overrides and owner; its jobs' overrides (one per seed)."""
@@ -332,7 +427,11 @@ class OptunaSweeper(Sweeper):
         )
         trial.set_user_attr("overrides", searched)
         self._study.claim(
-            trial.number, plan.seeds, plan.how, list(range(job_idx, job_idx + plan.seeds))
+            trial.number,
+            plan.seeds,
+            plan.how,
+            list(range(job_idx, job_idx + plan.seeds)),
+            plan.parent_run_id,
         )
         base_seed = self._base_seed()
         if plan.seeds > 1:
@@ -354,24 +453,32 @@ class OptunaSweeper(Sweeper):
         ]
 
     def _tell(self, plan: _Plan, trial: optuna.Trial, returns: list[JobReturn]) -> None:
+        from optuna.exceptions import UpdateFinishedTrialError
         from optuna.trial import TrialState
 
         out = jobs.outcome(trial.number, returns, len(plan.directions), plan.how)
-        if out.job_dirs:
-            trial.set_user_attr("job_dirs", out.job_dirs)
-        if out.seed_values:
-            trial.set_user_attr("seed_values", out.seed_values)
         study = self._study.study
         try:
+            if out.job_dirs:
+                trial.set_user_attr("job_dirs", out.job_dirs)
+            if out.seed_values:
+                trial.set_user_attr("seed_values", out.seed_values)
             if out.failure is not None:
                 trial.set_user_attr("fail_reason", out.failure[:MAX_REASON])
-                study.tell(trial, state=TrialState.FAIL)
+                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             elif out.pruned is not None:
                 trial.set_user_attr("pruned_reason", str(out.pruned)[:MAX_REASON])
-                study.tell(trial, state=TrialState.PRUNED)
+                study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
             else:
                 assert out.values is not None
-                study.tell(trial, out.values[0] if len(out.values) == 1 else out.values)
+                values = out.values[0] if len(out.values) == 1 else out.values
+                study.tell(trial, values, skip_if_finished=True)
+        except UpdateFinishedTrialError:
+            # another worker took it for stale (no heartbeat for the grace period)
+            log.warning(
+                f"Trial {trial.number} was already marked finished by another worker; "
+                "its outcome is not recorded (raise hydra.sweeper.grace_period?)"
+            )
         except RuntimeError as e:
             if "Study.stop" not in str(e):  # GridSampler asks to stop once the grid is done
                 raise

@@ -6,14 +6,17 @@ exactly like the real app: ``seed``, ``objective``, ``eval.every``, ``stop``,
 and ``trial`` (a :class:`~rl8.optuna_sweeper.reporter.TrialReporter` reports every
 evaluation and the job stops with ``optuna.TrialPruned`` when pruned).
 
-"Training" takes ``stop.max_steps`` steps; at step t the objective is
+"Training" takes ``stop.max_steps`` steps of ``sleep`` seconds (``slow_sleep`` in
+the trials listed in ``slow_trials``); at step t the objective is
 ``shape.scale * ((x - 0.3)**2 + (y + 0.2)**2) + 0.01 * seed + 1 / t`` (minimize).
+``calls.log`` in the sweep dir gets a line per job when it starts and ends.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 
 import hydra
@@ -28,14 +31,16 @@ def value_at(cfg: DictConfig, step: int) -> float:
     return cfg.shape.scale * bowl + 0.01 * cfg.seed + 1.0 / step
 
 
-def _log_call(cfg: DictConfig) -> None:
+def _log_call(cfg: DictConfig, event: str = "start") -> None:
     try:
         sweep_dir = Path(HydraConfig.get().sweep.dir)
     except Exception:
         return
-    with open(sweep_dir / "calls.log", "a") as f:
-        t = cfg.trial
-        f.write(f"{t.number} {t.seed_index} {cfg.seed} {cfg.x} {cfg.y} {os.getpid()}\n")
+    t = cfg.trial
+    line = f"{t.number} {t.seed_index} {cfg.seed} {cfg.x} {cfg.y} {os.getpid()}"
+    name = "calls.log" if event == "start" else "ends.log"
+    with open(sweep_dir / name, "a") as f:
+        f.write(f"{line} {time.time()}\n")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -56,8 +61,10 @@ def main(cfg: DictConfig) -> float | list[float]:
     reporter = TrialReporter.from_config(cfg.trial)
     value = math.nan
     step = 0
+    sleep = cfg.slow_sleep if cfg.trial.number in cfg.slow_trials else cfg.sleep
     try:
         for step in range(1, cfg.stop.max_steps + 1):
+            time.sleep(sleep)
             if (cfg.eval.every and step % cfg.eval.every == 0) or step == cfg.stop.max_steps:
                 value = value_at(cfg, step)
                 if tracker is not None:
@@ -76,6 +83,7 @@ def main(cfg: DictConfig) -> float | list[float]:
             reporter.set_user_attr(f"steps_used/{reporter.seed_index}", step)
     if tracker is not None:
         tracker.close()
+    _log_call(cfg, "end")
     if cfg.nan_below is not None and cfg.y < cfg.nan_below:
         return math.nan
     if cfg.multi_objective:
