@@ -87,12 +87,7 @@ class MlflowTracker:
         parent_run_id: str | None = None,
         flush_every: int = 1,
     ) -> None:
-        import mlflow
-        from mlflow.tracking import MlflowClient
-
-        tracking_uri = tracking_uri or mlflow.get_tracking_uri()
-        _create_sqlite_store(tracking_uri)  # a new local store: its schema in <1 s, not ~6 s
-        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.client = open_client(tracking_uri)
         self.flush_every = max(1, int(flush_every))
         self._pending: list[Any] = []
         self._calls = 0
@@ -247,6 +242,19 @@ def _experiment_id(client: Any, name: str) -> str:
         if exp is None:
             raise
         return str(exp.experiment_id)
+
+
+def open_client(tracking_uri: str | None) -> Any:
+    """An ``MlflowClient`` of ``tracking_uri`` (``None``: MLflow's default). A new
+    local SQLite store is created first, whole and at once (see
+    :func:`_create_sqlite_store`): processes that open a store at the same time
+    never run MLflow's schema migrations on the same file."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    tracking_uri = tracking_uri or mlflow.get_tracking_uri()
+    _create_sqlite_store(tracking_uri)  # a new local store: its schema in <1 s, not ~6 s
+    return MlflowClient(tracking_uri=tracking_uri)
 
 
 def _create_sqlite_store(tracking_uri: str) -> bool:

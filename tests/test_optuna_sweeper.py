@@ -337,6 +337,16 @@ def test_invalid_search_space_fails_before_any_trial(tmp_path, overrides, fragme
     assert not (tmp_path / "sweep" / "optuna.journal").exists()
 
 
+@pytest.mark.skipif(
+    __import__("importlib.util").util.find_spec("cmaes") is not None, reason="cmaes is installed"
+)
+def test_a_sampler_missing_its_package_fails_before_any_trial(tmp_path):
+    proc = run_app(tmp_path, "hydra/sweeper/sampler=cmaes", check=False)
+    assert proc.returncode == 1
+    assert "CmaEsSampler needs the cmaes package: pip install cmaes" in proc.stderr
+    assert calls(tmp_path) == [] and not (tmp_path / "sweep" / "optuna.journal").exists()
+
+
 def test_seeds_per_trial_aggregates(tmp_path):
     run_app(
         tmp_path,
@@ -494,6 +504,38 @@ def test_real_app_cartpole_search(tmp_path):
         assert sorted(t.intermediate_values) == [1, 2]
     assert (tmp_path / "sweep" / "optimization_results.yaml").exists()
     assert (tmp_path / "sweep" / "trial_1" / "seed_0").is_dir()
+
+
+@pytest.mark.parametrize(
+    ("space", "refused"),
+    [
+        ("trainer.gamma=interval(0.9, 1.5)", "'trainer.gamma=1.5'"),
+        ("trainer.num_sgd_iters=int(interval(0, 4))", "'trainer.num_sgd_iters=0'"),
+        ("optimizer.lr=choice(0.001, -1.0)", "'optimizer.lr=-1.0'"),
+        ("trainer.vf_clip_param=range(1.0, 3.0, 0.5)", None),  # all valid: the sweep runs
+    ],
+)
+def test_the_real_app_checks_every_bound_before_the_study_opens(tmp_path, space, refused):
+    cmd = [
+        sys.executable,
+        "-m",
+        "rl8.train",
+        "-m",
+        "+experiment=cartpole_search",
+        space,
+        "hydra.sweeper.n_trials=0",  # the check runs all the same; no trial
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        "hydra.sweeper.mlflow=false",
+    ]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    if refused is None:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return
+    assert proc.returncode == 1
+    key = space.split("=")[0]
+    assert f"{key}={space.split('=', 1)[1]}: the app refuses {refused}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "sweep" / "optuna.journal").exists()  # no study was opened
 
 
 def test_the_docs_command_line_search_space_works_and_a_non_mapping_is_named(tmp_path):

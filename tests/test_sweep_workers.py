@@ -286,3 +286,58 @@ def test_submitit_slurm_launcher_composes_with_the_sweeper(tmp_path):
     cmd.remove("-m")  # --cfg shows the config instead of sweeping
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
     assert "SlurmLauncher" in out and "partition: gpu" in out
+
+
+# --------------------------------------------------------------------------- killed sweeps
+def _mlflow_runs(uri: str) -> list:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    return client.search_runs([client.get_experiment_by_name("quadratic").experiment_id])
+
+
+def _wait_for_running_trial(storage: str, pid: int) -> int:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            study = optuna.load_study(study_name="quadratic", storage=open_storage(storage))
+        except KeyError:
+            continue
+        for t in study.get_trials(states=(TrialState.RUNNING,)):
+            if (t.system_attrs.get(ATTR_OWNER) or {}).get("pid") == pid and t.intermediate_values:
+                return t.number
+    raise AssertionError("no trial started")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_a_killed_sweep_leaves_no_run_running(tmp_path, sig):
+    """SIGTERM: the sweep closes its runs itself; SIGKILL: rerunning the command does."""
+    storage = f"journal:{tmp_path / 'study.journal'}"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["hydra.sweeper.mlflow=true", f"mlflow.tracking_uri={uri}", "stop.max_steps=3"]
+    (proc,) = start_workers(
+        tmp_path, 1, storage, "hydra.sweeper.n_trials=2", "sleep=1.0", "slow_trials=[]", *args
+    )
+    killed = _wait_for_running_trial(storage, proc.pid)
+    proc.send_signal(sig)
+    code = proc.wait(timeout=60)
+    assert code != 0
+    study = optuna.load_study(study_name="quadratic", storage=open_storage(storage))
+    running = [r for r in _mlflow_runs(uri) if r.info.status == "RUNNING"]
+    if sig == signal.SIGTERM:
+        assert study.trials[killed].state == TrialState.FAIL
+        assert study.trials[killed].user_attrs["interrupted"] is True
+        assert running == []
+        assert {r.info.status for r in _mlflow_runs(uri)} == {"KILLED"}  # parent and job
+        return
+    assert study.trials[killed].state == TrialState.RUNNING and len(running) == 2
+    # the same command again: the dead sweeper's trial and runs are closed, the study done
+    (again,) = start_workers(tmp_path, 1, storage, "hydra.sweeper.n_trials=2", *args)
+    assert wait_all(tmp_path, [again]) == [0]
+    study = optuna.load_study(study_name="quadratic", storage=open_storage(storage))
+    assert study.trials[killed].state == TrialState.FAIL
+    check_study(study, 2, 1)
+    runs = _mlflow_runs(uri)
+    assert [r for r in runs if r.info.status == "RUNNING"] == []
+    assert sorted(r.info.status for r in runs).count("KILLED") == 2

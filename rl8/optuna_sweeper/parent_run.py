@@ -7,6 +7,8 @@ trial counts and the best value as metrics after every trial, the best parameter
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RUN_IDS_ATTR",
+    "close_dead_sweepers_runs",
     "close_left_running",
     "finish_parent_run",
     "log_progress",
@@ -29,6 +32,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 RUN_IDS_ATTR = "mlflow_parent_run_ids"  # study user attribute: the parent runs so far
+WORKER_TAG = "rl8.optuna.worker"  # parent run tag: host:pid of its sweeper
 _MAX_RUN_IDS = 50
 
 
@@ -61,7 +65,7 @@ def start_parent_run(
             tracking_uri=node.get("tracking_uri"),
             experiment_name=node.get("experiment_name"),
             run_name=f"optuna:{study.study_name}",
-            tags={**tags, "rl8.role": "sweep"},
+            tags={**tags, "rl8.role": "sweep", WORKER_TAG: f"{socket.gethostname()}:{os.getpid()}"},
         )
         tracker.log_params(
             {
@@ -131,9 +135,9 @@ def close_left_running(node: Any, parent_run_id: str | None) -> int:
     if not parent_run_id or not isinstance(node, DictConfig) or node.get("enabled", True) is False:
         return 0
     try:
-        from mlflow.tracking import MlflowClient
+        from rl8.tracking import open_client
 
-        client = MlflowClient(tracking_uri=node.get("tracking_uri"))
+        client = open_client(node.get("tracking_uri"))
         parent = client.get_run(parent_run_id)
         children = client.search_runs(
             [parent.info.experiment_id],
@@ -151,3 +155,34 @@ def close_left_running(node: Any, parent_run_id: str | None) -> int:
     except Exception as e:
         log.warning(f"Could not close the MLflow runs of parent run {parent_run_id}: {e}")
         return 0
+
+
+def close_dead_sweepers_runs(node: Any, study_name: str) -> int:
+    """Close what sweepers of ``study_name`` killed on this host left RUNNING (their
+    parent runs and RUNNING child runs), found by the parent runs' worker tag.
+    Returns how many runs it closed."""
+    if not isinstance(node, DictConfig) or node.get("enabled", True) is False:
+        return 0
+    from .study import pid_alive
+
+    try:
+        from rl8.tracking import open_client
+
+        client = open_client(node.get("tracking_uri"))
+        exp = client.get_experiment_by_name(str(node.get("experiment_name") or "Default"))
+        if exp is None:
+            return 0
+        parents = client.search_runs(
+            [exp.experiment_id],
+            filter_string="tags.`rl8.role` = 'sweep' and attributes.status = 'RUNNING' "
+            f"and tags.`rl8.optuna.study_name` = '{study_name}'",
+        )
+    except Exception as e:
+        log.warning(f"Could not look for MLflow runs left RUNNING: {e}")
+        return 0
+    closed = 0
+    for run in parents:
+        host, _, pid = str(run.data.tags.get(WORKER_TAG, "")).rpartition(":")
+        if host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid)):
+            closed += close_left_running(node, run.info.run_id)
+    return closed

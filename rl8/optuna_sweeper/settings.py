@@ -115,12 +115,37 @@ def _optuna_class(target: Any, base: type, key: str) -> type:
     return cls
 
 
+#: Packages Optuna's samplers import only when they first sample: checked up front.
+_SAMPLER_NEEDS = {
+    "CmaEsSampler": ["cmaes"],
+    "QMCSampler": ["scipy"],
+    "GPSampler": ["scipy", "torch"],
+}
+
+
 def sampler_class(cfg: Mapping[str, Any] | None) -> type:
-    """The sampler class of ``hydra.sweeper.sampler`` (TPE when unset)."""
+    """The sampler class of ``hydra.sweeper.sampler`` (TPE when unset), with the
+    optional packages it needs at sampling time checked now.
+
+    Raises:
+        SweeperConfigError: an unknown class, or a missing package (named with
+            its ``pip install``).
+    """
+    import importlib.util
+
     import optuna
 
     target = (cfg or {"_target_": DEFAULT_SAMPLER}).get("_target_")
-    return _optuna_class(target, optuna.samplers.BaseSampler, "hydra.sweeper.sampler")
+    cls = _optuna_class(target, optuna.samplers.BaseSampler, "hydra.sweeper.sampler")
+    missing = [
+        m for m in _SAMPLER_NEEDS.get(cls.__name__, []) if importlib.util.find_spec(m) is None
+    ]
+    if missing:
+        raise SweeperConfigError(
+            f"hydra.sweeper.sampler: {cls.__name__} needs the {' and '.join(missing)} "
+            f"package{'s' if len(missing) > 1 else ''}: pip install {' '.join(missing)}"
+        )
+    return cls
 
 
 def build_sampler(

@@ -139,6 +139,20 @@ class SearchParam:
             return list(d.choices[:_MAX_VALIDATED_CHOICES])
         return [d.low]  # type: ignore[attr-defined]
 
+    def bound_values(self) -> list[Any]:
+        """The values an app's config check is run on: both bounds of an interval
+        or range, or the choices (at most 20)."""
+        from optuna.distributions import CategoricalDistribution
+
+        d = self.distribution
+        if isinstance(d, CategoricalDistribution):
+            return list(d.choices[:_MAX_VALIDATED_CHOICES])
+        high = d.high  # type: ignore[attr-defined]
+        step = getattr(d, "step", None)
+        if step is not None:  # the last point of the grid: range(0, 1, 0.3) ends at 0.9
+            high = d.low + math.floor((high - d.low) / step + 1e-9) * step  # type: ignore[attr-defined]
+        return [d.low, high]  # type: ignore[attr-defined]
+
     def grid_values(self) -> list[Any]:
         from optuna.distributions import (
             CategoricalDistribution,
@@ -339,3 +353,35 @@ def check_composition(
                     f"{name}={p.text}: the override {p.override(v)!r} does not compose: {e}"
                 ) from e
     raise SearchSpaceError(f"the search space overrides do not compose: {combined}") from combined
+
+
+def check_values(
+    space: dict[str, SearchParam],
+    fixed: list[str],
+    extra: list[str],
+    compose: Callable[[list[str]], Any],
+    check: Callable[[Any], None],
+) -> None:
+    """Run the app's own config check on every bound of every searched parameter
+    (one parameter at a time, the others as configured), so that values the app
+    refuses at run time fail here, before the study opens, and not in every trial.
+
+    Args:
+        space: The searched parameters.
+        fixed: The fixed overrides.
+        extra: The overrides the sweeper adds to every job.
+        compose: Overrides -> the job's config, as the job will see it.
+        check: The app's check (raises on a config it refuses).
+
+    Raises:
+        SearchSpaceError: naming the parameter, the value and the app's message.
+    """
+    for name, p in space.items():
+        for value in p.bound_values():
+            try:
+                check(compose([*fixed, p.override(value), *extra]))
+            except Exception as e:
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise SearchSpaceError(
+                    f"{name}={p.text}: the app refuses {p.override(value)!r}: {msg}"
+                ) from e

@@ -37,6 +37,7 @@ __all__ = [
     "SweepStudy",
     "count_states",
     "job_storage_spec",
+    "pid_alive",
     "safe_storage",
     "storage_spec",
 ]
@@ -247,7 +248,7 @@ class SweepStudy:
             if (
                 owner.get("host") == me["host"]
                 and pid
-                and (pid == me["pid"] or not _pid_alive(int(pid)))
+                and (pid == me["pid"] or not pid_alive(int(pid)))
             ):
                 why = "its sweeper process died"
             elif grace is None:
@@ -302,7 +303,8 @@ def _owner() -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

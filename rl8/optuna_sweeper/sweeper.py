@@ -37,10 +37,12 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,13 +51,14 @@ from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from . import jobs, parent_run, results, settings
 from .errors import SearchSpaceError, SweeperConfigError
 from .space import (
     SearchParam,
     check_composition,
+    check_values,
     format_value,
     parse_override,
     parse_search_space,
@@ -81,6 +84,32 @@ def _container(cfg: Any) -> Any:
     if isinstance(cfg, DictConfig | ListConfig):
         return OmegaConf.to_container(cfg, resolve=True)
     return cfg
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM stopped the sweep (handled like Ctrl-C: running trials are marked
+    FAIL ``interrupted``, the MLflow parent run is closed as KILLED)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """While the sweep runs, SIGTERM raises :class:`Terminated` in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: Any) -> None:
+        raise Terminated(signum)
+
+    old = signal.signal(signal.SIGTERM, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 @dataclass
@@ -146,6 +175,7 @@ class OptunaSweeper(Sweeper):
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.launcher: Any = None
+        self.task_function: TaskFunction | None = None
         self._lock = threading.Lock()  # the study's books, the sampler, the results file
 
     # ------------------------------------------------------------------ Hydra API
@@ -158,6 +188,7 @@ class OptunaSweeper(Sweeper):
     ) -> None:
         self.config = config
         self.hydra_context = hydra_context
+        self.task_function = task_function
         self.launcher = Plugins.instance().instantiate_launcher(
             config=config, hydra_context=hydra_context, task_function=task_function
         )
@@ -201,19 +232,20 @@ class OptunaSweeper(Sweeper):
                 log.info(f"Grid of {size} points: n_trials {n_trials} -> {size}")
                 n_trials = size
         mlflow_node = OmegaConf.select(self.config, "mlflow") if self.use_mlflow else None
-        check_composition(
-            space,
-            fixed,
-            jobs.job_extras(
-                "/validation",
-                "validation",
-                0,
-                0,
-                seed=0 if seeds > 1 else None,
-                parent_run_id="validation" if isinstance(mlflow_node, DictConfig) else None,
-            ),
-            self.validate_batch_is_legal,
+        extras = jobs.job_extras(
+            "/validation",
+            "validation",
+            0,
+            0,
+            seed=0 if seeds > 1 else None,
+            parent_run_id="validation" if isinstance(mlflow_node, DictConfig) else None,
         )
+        check_composition(space, fixed, extras, self.validate_batch_is_legal)
+        # an app can check a job's config as it would at run time (rl8.train does):
+        # every bound of the search space is checked with it
+        app_check = getattr(self.task_function, "check_config", None)
+        if callable(app_check):
+            check_values(space, fixed, extras, self._job_config, app_check)
 
         # ---- 2. open / resume the study
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -221,7 +253,10 @@ class OptunaSweeper(Sweeper):
         study_name = self.study_name or str(self.config.hydra.job.name)
         self._study = SweepStudy(spec, study_name, directions, pruner)
         study = self._study.study
-        self._study.fail_stale_trials()
+        # what sweepers killed on this host left behind: their trials, their runs
+        for owner in self._study.fail_stale_trials():
+            parent_run.close_left_running(mlflow_node, owner.get("parent_run_id"))
+        parent_run.close_dead_sweepers_runs(mlflow_node, study_name)
         n_existing = len(study.trials)
         if spec.startswith("sqlite") and (self.n_jobs > 1 or self._study.counts()[1]):
             log.warning(
@@ -289,7 +324,8 @@ class OptunaSweeper(Sweeper):
         )
         status = "FAILED"
         try:
-            self._optimize(plan, tracker)
+            with _sigterm_interrupts():
+                self._optimize(plan, tracker)
             status = "FINISHED"
         except KeyboardInterrupt:
             status = "KILLED"
@@ -299,6 +335,14 @@ class OptunaSweeper(Sweeper):
         return study
 
     # ------------------------------------------------------------------ settings
+    def _job_config(self, overrides: list[str]) -> DictConfig:
+        """The config a job with ``overrides`` gets (without the ``hydra`` node)."""
+        assert self.hydra_context is not None and self.config is not None
+        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+        with open_dict(cfg):
+            del cfg["hydra"]
+        return cfg
+
     def _base_seed(self) -> int:
         """The app's ``seed`` (0 when absent or not an integer)."""
         assert self.config is not None  # set by setup()
