@@ -9,10 +9,11 @@ lines) has the password replaced by ``***``.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
-__all__ = ["MASK", "is_redacted", "redact"]
+__all__ = ["MASK", "is_redacted", "redact", "redact_log_records"]
 
 MASK = "***"
 #: ``scheme://user:password@`` and ``password=...`` / ``token=...`` query parameters.
@@ -38,3 +39,23 @@ def redact(value: Any) -> Any:
 def is_redacted(stored: Any, actual: Any) -> bool:
     """Whether ``stored`` is ``actual`` with its credentials masked (and differs)."""
     return isinstance(stored, str) and stored != actual and redact(actual) == stored
+
+
+def redact_log_records() -> None:
+    """From now on, mask credentials in every log record of this process (its
+    message and string arguments), whoever logs it: Hydra's launchers echo each
+    job's overrides, storage and tracking URLs included."""
+    make = logging.getLogRecordFactory()
+    if getattr(make, "rl8_redacts", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = redact(record.args)
+        return record
+
+    factory.rl8_redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)

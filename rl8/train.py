@@ -26,6 +26,7 @@ See ``docs/experiments.md`` for the tour.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import secrets
 import signal
@@ -88,6 +89,8 @@ class Job:
             return cls(Path(output_dir or Path.cwd()), list(overrides or []))
         hc = HydraConfig.get()
         multirun = hc.mode == RunMode.MULTIRUN
+        if hc.output_subdir is not None:
+            _redact_files(Path(hc.runtime.output_dir) / str(hc.output_subdir))
         return cls(
             output_dir=Path(output_dir or hc.runtime.output_dir),
             overrides=list(hc.overrides.task if overrides is None else overrides),
@@ -96,6 +99,25 @@ class Job:
             job_num=int(hc.job.num) if multirun else None,
             override_dirname=hc.job.override_dirname or None,
         )
+
+
+def _write_bytes(f: Any, data: bytes) -> None:
+    f.write(data)
+
+
+def _redact_files(folder: Path) -> None:
+    """Mask credentials in the YAML files Hydra saved for this job (``hydra.yaml``
+    holds the sweeper's storage URL, ``overrides.yaml`` the command line)."""
+    from ._files import atomic_write
+
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        data = redact(text).encode()
+        if data != text.encode():
+            atomic_write(path, functools.partial(_write_bytes, data=data))
 
 
 # -- config helpers ----------------------------------------------------------------------------

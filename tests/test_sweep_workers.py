@@ -341,3 +341,45 @@ def test_a_killed_sweep_leaves_no_run_running(tmp_path, sig):
     runs = _mlflow_runs(uri)
     assert [r for r in runs if r.info.status == "RUNNING"] == []
     assert sorted(r.info.status for r in runs).count("KILLED") == 2
+
+
+# --------------------------------------------------------------------------- secrets
+@pytest.mark.parametrize("storage", ["postgresql"], indirect=True)
+def test_the_storage_password_is_in_nothing_a_sweep_writes(tmp_path, storage):
+    """The real app, on a PostgreSQL study whose URL carries a password: not in the
+    logs, the job dirs (overrides, config, checkpoints), MLflow or the study."""
+    password = storage.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    sweep = tmp_path / "sweep"
+    cmd = [
+        sys.executable,
+        "-m",
+        "rl8.train",
+        "-m",
+        "+experiment=cartpole_search",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.plots=false",
+        f"hydra.sweeper.storage={storage}",
+        f"hydra.sweep.dir={sweep}",
+        *("trainer.num_envs=4", "trainer.horizon=32", "trainer.sgd_minibatch_size=16"),
+        *("trainer.num_sgd_iters=1", "trainer.horizons_per_env_reset=1"),
+        *("stop.max_env_steps=null", "stop.max_steps=2", "eval.every=1", "progress.bar=false"),
+        f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RL8_"))}
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert password not in proc.stdout + proc.stderr
+    assert "postgresql://rl8:***@" in proc.stdout  # the URL is shown, masked
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "overrides.yaml" for p in files)
+    assert any(p.name == "checkpoint.pt" for p in files)
+    for path in files:
+        assert password.encode() not in path.read_bytes(), path
+    study = optuna.load_study(study_name="cartpole_search", storage=open_storage(storage))
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    attrs = [study.user_attrs, *(t.user_attrs for t in study.trials)]
+    attrs += [t.system_attrs for t in study.trials]
+    assert password not in repr(attrs)

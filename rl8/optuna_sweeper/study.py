@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "JOURNAL_FILE",
     "MAX_REASON",
+    "STORAGE_ENV",
     "SweepStudy",
     "count_states",
     "job_storage_spec",
@@ -72,15 +73,27 @@ def storage_spec(storage: str | None, sweep_dir: Path) -> str:
     return str(p)
 
 
+#: The environment variable that carries a storage URL with a password to the jobs.
+STORAGE_ENV = "RL8_OPTUNA_STORAGE"
+
+
 def job_storage_spec(sweeper_node: Any, spec: str) -> str:
-    """The storage passed to jobs: an ``${oc.env:...}`` URL in ``hydra.sweeper``
-    (``sweeper_node``) stays unresolved so that secrets stay out of job overrides."""
+    """The storage passed to jobs, kept free of secrets: an ``${oc.env:...}`` URL in
+    ``hydra.sweeper`` (``sweeper_node``) stays unresolved, and a URL with a password
+    goes to the jobs in the environment (``RL8_OPTUNA_STORAGE``, set here; jobs
+    inherit it, on Slurm too), so job overrides, Hydra's logs and ``overrides.yaml``
+    hold ``${oc.env:RL8_OPTUNA_STORAGE}`` instead."""
+    from ..redact import redact
+
     try:
         raw = OmegaConf.to_container(sweeper_node, resolve=False).get("storage")  # type: ignore[union-attr]
     except Exception:
         raw = None
     if isinstance(raw, str) and raw.strip().startswith("${oc.env:") and "://" in spec:
         return raw
+    if redact(spec) != spec:
+        os.environ[STORAGE_ENV] = spec
+        return "${oc.env:" + STORAGE_ENV + "}"
     return spec
 
 

@@ -197,7 +197,10 @@ class OptunaSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> Any:
         import optuna
 
+        from ..redact import redact_log_records
+
         assert self.config is not None and self.launcher is not None
+        redact_log_records()  # the launchers echo every job's overrides
         # ---- 1. validate everything before touching the storage
         directions = settings.check_directions(self.direction)
         settings.check_counts(
