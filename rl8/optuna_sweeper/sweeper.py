@@ -177,6 +177,7 @@ class OptunaSweeper(Sweeper):
         self.launcher: Any = None
         self.task_function: TaskFunction | None = None
         self._lock = threading.Lock()  # the study's books, the sampler, the results file
+        self._told = threading.Condition(self._lock)  # a slot of this sweeper ended a trial
 
     # ------------------------------------------------------------------ Hydra API
     def setup(
@@ -412,28 +413,30 @@ class OptunaSweeper(Sweeper):
     def _slot(self, plan: _Plan, tracker: Any, stop: threading.Event) -> None:
         """One slot: ask a trial, launch its jobs, tell the outcome; again."""
         while not stop.is_set():
-            with self._lock:
+            with self._told:
                 nxt = self._next_trial(plan)
+                if isinstance(nxt, str):  # _WAIT: for a trial here, or a look at the others
+                    self._told.wait(_POLL_S)
+                    continue
             if nxt is None:
                 return
-            if isinstance(nxt, str):  # _WAIT
-                stop.wait(_POLL_S)
-                continue
             trial, job_overrides = nxt
             try:
                 returns = self.launcher.launch(
                     job_overrides, initial_job_idx=trial.number * plan.seeds
                 )
             except BaseException as e:
-                with self._lock:
+                with self._told:
                     self._study.fail(
                         trial.number, f"interrupted: {type(e).__name__}: {e}", interrupted=True
                     )
                     self._study.release(trial.number)
+                    self._told.notify_all()
                 raise
-            with self._lock:
+            with self._told:
                 self._tell(plan, trial, list(returns))
                 self._study.release(trial.number)
+                self._told.notify_all()
                 self._write_results(plan.directions, plan.storage, None)
                 if tracker is not None:
                     parent_run.log_progress(tracker, self._study.study, plan.directions)
