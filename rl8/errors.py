@@ -12,7 +12,13 @@ from typing import Any
 
 from hydra.errors import CompactHydraException
 
-__all__ = ["ConfigError", "DivergedError", "HyperparameterError", "did_you_mean"]
+__all__ = [
+    "ConfigError",
+    "DivergedError",
+    "HyperparameterError",
+    "TrackingError",
+    "did_you_mean",
+]
 
 
 class ConfigError(CompactHydraException, ValueError):
@@ -21,6 +27,12 @@ class ConfigError(CompactHydraException, ValueError):
     Raised before the first training step (or, for metric names, at the
     first step whose stats can be checked).
     """
+
+
+class TrackingError(ConfigError):
+    """The job cannot open its MLflow run (a store that cannot be reached or
+    written). An Optuna sweep stops on it instead of recording a failed trial:
+    every later trial would fail the same way (see docs/optuna.md)."""
 
 
 class HyperparameterError(ConfigError):

@@ -45,7 +45,7 @@ from .algorithms.config import resolve_device
 from .build import Built, build, core_error
 from .config import TrainAppConf
 from .env import close_env
-from .errors import ConfigError
+from .errors import ConfigError, TrackingError
 from .loop import Loop, Signals, close_tracker
 from .redact import is_redacted, redact
 from .runs import stored_config
@@ -275,7 +275,7 @@ def _open_tracker(cfg: DictConfig, job: Job, run_id: str | None) -> Any:
     except Exception as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         what = f"MLflow run {run_id!r} of the checkpoint" if run_id else "an MLflow run"
-        raise ConfigError(
+        raise TrackingError(
             f"mlflow: cannot open {what} at tracking_uri={cfg.mlflow.tracking_uri!r}: {first}"
         ) from None
 

@@ -538,6 +538,19 @@ def test_the_real_app_checks_every_bound_before_the_study_opens(tmp_path, space,
     assert not (tmp_path / "sweep" / "optuna.journal").exists()  # no study was opened
 
 
+def test_a_job_that_cannot_track_stops_the_sweep_instead_of_failing_a_trial(tmp_path):
+    (tmp_path / "not_a_dir").write_text("")
+    cmd = [sys.executable, "-m", "rl8.train", "-m", "+experiment=cartpole_search"]
+    cmd += ["hydra.sweeper.n_trials=3", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    cmd += [f"mlflow.tracking_uri=sqlite:///{tmp_path / 'not_a_dir' / 'mlflow.db'}"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "Trial 0: mlflow: cannot open an MLflow run" in proc.stderr
+    assert "The sweep stops" in proc.stderr and "Traceback" not in proc.stderr
+    (trial,) = load(tmp_path, name="cartpole_search").trials  # no second trial
+    assert trial.state == TrialState.FAIL and trial.user_attrs["interrupted"] is True
+
+
 def test_the_docs_command_line_search_space_works_and_a_non_mapping_is_named(tmp_path):
     # docs/optuna.md: python my_app.py -m hydra/sweeper=optuna 'hydra.sweeper.params={x: ...}'
     args = ["-m", "rl8.train", "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=1"]

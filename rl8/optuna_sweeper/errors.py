@@ -1,10 +1,13 @@
-"""Errors of rl8's Optuna sweeper: raised before any trial starts, printed as one line."""
+"""Errors of rl8's Optuna sweeper, printed as one line: raised before any trial
+starts, or when the sweep cannot go on."""
 
 from __future__ import annotations
 
+from hydra.errors import CompactHydraException
+
 from ..errors import ConfigError
 
-__all__ = ["SearchSpaceError", "SweeperConfigError", "one_line"]
+__all__ = ["SearchSpaceError", "SweepStopped", "SweeperConfigError", "one_line"]
 
 
 class SweeperConfigError(ConfigError):
@@ -15,6 +18,11 @@ class SweeperConfigError(ConfigError):
 
 class SearchSpaceError(SweeperConfigError):
     """Invalid search space (raised before any trial starts, naming the parameter)."""
+
+
+class SweepStopped(CompactHydraException, RuntimeError):
+    """A problem every later trial would hit too (a job could not open its MLflow
+    run): the sweep stops, loudly, instead of failing trial after trial."""
 
 
 def one_line(e: BaseException) -> str:

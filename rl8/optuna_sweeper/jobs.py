@@ -76,6 +76,8 @@ class Outcome:
 
     values: list[float] | None = None  # one per objective, aggregated over seeds
     failure: str | None = None  # the first failure
+    # a job could not track (raised a ``TrackingError``): the sweep must stop
+    untracked: str | None = None
     pruned: BaseException | None = None  # the first optuna.TrialPruned
     seed_values: list[Any] = field(default_factory=list)  # per seed, with several seeds
     job_dirs: list[str] = field(default_factory=list)
@@ -105,6 +107,9 @@ def outcome(number: int, returns: list[JobReturn], n_obj: int, how: str) -> Outc
             out.pruned = out.pruned or exc
             continue
         out.failure = out.failure or f"{who}{type(exc).__name__}: {exc}"
+        if any(c.__name__ == "TrackingError" for c in type(exc).__mro__):
+            out.untracked = out.untracked or f"{who}{exc}"
+            continue
         log.warning(
             f"Trial {number} {who}failed: {type(exc).__name__}: {exc}",
             exc_info=(type(exc), exc, exc.__traceback__)

@@ -54,7 +54,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from . import jobs, parent_run, results, settings
-from .errors import SearchSpaceError, SweeperConfigError
+from .errors import SearchSpaceError, SweeperConfigError, SweepStopped
 from .space import (
     SearchParam,
     check_composition,
@@ -507,6 +507,16 @@ class OptunaSweeper(Sweeper):
         from optuna.trial import TrialState
 
         out = jobs.outcome(trial.number, returns, len(plan.directions), plan.how)
+        if out.untracked is not None:
+            self._study.fail(
+                trial.number, f"interrupted: a job could not track: {out.untracked}", True
+            )
+            self._study.release(trial.number)
+            raise SweepStopped(
+                f"Trial {trial.number}: {out.untracked}. The sweep stops (every trial "
+                "would fail the same way; the trial does not count): fix the MLflow store, "
+                "then run the same command again to resume the study."
+            )
         study = self._study.study
         try:
             if out.job_dirs:
