@@ -383,3 +383,21 @@ def test_the_storage_password_is_in_nothing_a_sweep_writes(tmp_path, storage):
     attrs = [study.user_attrs, *(t.user_attrs for t in study.trials)]
     attrs += [t.system_attrs for t in study.trials]
     assert password not in repr(attrs)
+
+
+def test_sqlite_with_several_writers_is_warned_about(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    (proc,) = start_workers(
+        tmp_path,
+        1,
+        storage,
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.n_trials=2",
+        "stop.max_steps=2",
+    )
+    assert wait_all(tmp_path, [proc]) == [0]
+    log = (tmp_path / "worker0.log").read_text()
+    assert "We would never recommend SQLite3 for parallel optimization" in log
+    assert "Use the default journal file or PostgreSQL" in log
