@@ -30,6 +30,26 @@ TINY = [
     "progress.bar=false",
 ]
 
+#: A tiny job of ``+experiment=cartpole_search``: 2 trainer steps of 4 envs x 32 steps
+#: (random episodes end within them, so the objective, the mean episode return, is
+#: defined), evaluated every step.
+SEARCH_TINY = [
+    "trainer.num_envs=4",
+    "trainer.horizon=32",
+    "trainer.sgd_minibatch_size=16",
+    "trainer.num_sgd_iters=1",
+    "trainer.horizons_per_env_reset=1",
+    "stop.max_env_steps=null",
+    "stop.max_steps=2",
+    "eval.every=1",
+    "progress.bar=false",
+]
+
+
+def cartpole_search(*overrides: str) -> list[str]:
+    """The command line of an Optuna search with the real app (``-m +experiment=cartpole_search``)."""
+    return [sys.executable, "-m", "rl8.train", "-m", "+experiment=cartpole_search", *overrides]
+
 
 @pytest.fixture
 def compose() -> Iterator[Callable[..., object]]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from conftest import SEARCH_TINY, cartpole_search
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
@@ -458,28 +459,13 @@ def test_mlflow_parent_run_and_plots(tmp_path):
 # --------------------------------------------------------------------------- real app
 @pytest.mark.skipif(not (REPO / "rl8" / "train.py").exists(), reason="rl8/train.py not written yet")
 def test_real_app_cartpole_search(tmp_path):
-    cmd = [
-        sys.executable,
-        "-m",
-        "rl8.train",
-        "-m",
-        "+experiment=cartpole_search",
+    cmd = cartpole_search(
         "hydra.sweeper.n_trials=2",
         "hydra.sweeper.plots=false",
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
-        # tiny jobs: 2 trainer steps of 4 envs x 32 steps (random episodes end within
-        # them, so the objective, the mean episode return, is defined), evaluated every step
-        "trainer.num_envs=4",
-        "trainer.horizon=32",
-        "trainer.sgd_minibatch_size=16",
-        "trainer.num_sgd_iters=1",
-        "trainer.horizons_per_env_reset=1",
-        "stop.max_env_steps=null",
-        "stop.max_steps=2",
-        "eval.every=1",
-        "progress.bar=false",
+        *SEARCH_TINY,
         f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
-    ]
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["HYDRA_FULL_ERROR"] = "1"
     proc = subprocess.run(
@@ -516,17 +502,12 @@ def test_real_app_cartpole_search(tmp_path):
     ],
 )
 def test_the_real_app_checks_every_bound_before_the_study_opens(tmp_path, space, refused):
-    cmd = [
-        sys.executable,
-        "-m",
-        "rl8.train",
-        "-m",
-        "+experiment=cartpole_search",
+    cmd = cartpole_search(
         space,
         "hydra.sweeper.n_trials=0",  # the check runs all the same; no trial
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
         "hydra.sweeper.mlflow=false",
-    ]
+    )
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     if refused is None:
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -540,9 +521,11 @@ def test_the_real_app_checks_every_bound_before_the_study_opens(tmp_path, space,
 
 def test_a_job_that_cannot_track_stops_the_sweep_instead_of_failing_a_trial(tmp_path):
     (tmp_path / "not_a_dir").write_text("")
-    cmd = [sys.executable, "-m", "rl8.train", "-m", "+experiment=cartpole_search"]
-    cmd += ["hydra.sweeper.n_trials=3", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
-    cmd += [f"mlflow.tracking_uri=sqlite:///{tmp_path / 'not_a_dir' / 'mlflow.db'}"]
+    cmd = cartpole_search(
+        "hydra.sweeper.n_trials=3",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        f"mlflow.tracking_uri=sqlite:///{tmp_path / 'not_a_dir' / 'mlflow.db'}",
+    )
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "Trial 0: mlflow: cannot open an MLflow run" in proc.stderr

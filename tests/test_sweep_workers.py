@@ -19,6 +19,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import SEARCH_TINY, cartpole_search
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
@@ -30,6 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "tests" / "apps" / "quadratic" / "app.py"
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+#: Two trials at a time, in joblib's worker processes.
+JOBLIB_2 = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2"]
 
 
 def worker_cmd(sweep_dir: Path, storage: str, *overrides: str) -> list[str]:
@@ -173,7 +177,10 @@ def test_four_workers_share_one_study(tmp_path, storage, n_jobs):
     check_study(study, 12, 4 * n_jobs)
     numbers = [int(c[0]) for c in job_lines(tmp_path)]
     assert sorted(numbers) == [t.number for t in study.trials]  # each trial ran once
-    # Hydra job numbers come from the study: every job dir is the trial's own
+    # Hydra job numbers come from the study: trial N's job is job N, in any worker
+    assert [t.system_attrs["rl8:job_nums"] for t in study.trials] == [
+        [t.number] for t in study.trials
+    ]
     owners = {t.system_attrs[ATTR_OWNER]["pid"] for t in study.trials}
     assert len(owners) > 1  # the work was shared
 
@@ -228,9 +235,7 @@ def test_a_free_slot_starts_the_next_trial_without_waiting_for_the_others(tmp_pa
         tmp_path,
         1,
         storage,
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2",
-        "hydra.sweeper.n_jobs=2",
+        *JOBLIB_2,
         "hydra.sweeper.n_trials=5",
         "stop.max_steps=4",
         "sleep=0.02",
@@ -350,24 +355,15 @@ def test_the_storage_password_is_in_nothing_a_sweep_writes(tmp_path, storage):
     logs, the job dirs (overrides, config, checkpoints), MLflow or the study."""
     password = storage.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
     sweep = tmp_path / "sweep"
-    cmd = [
-        sys.executable,
-        "-m",
-        "rl8.train",
-        "-m",
-        "+experiment=cartpole_search",
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2",
-        "hydra.sweeper.n_jobs=2",
+    cmd = cartpole_search(
+        *JOBLIB_2,
         "hydra.sweeper.n_trials=2",
         "hydra.sweeper.plots=false",
         f"hydra.sweeper.storage={storage}",
         f"hydra.sweep.dir={sweep}",
-        *("trainer.num_envs=4", "trainer.horizon=32", "trainer.sgd_minibatch_size=16"),
-        *("trainer.num_sgd_iters=1", "trainer.horizons_per_env_reset=1"),
-        *("stop.max_env_steps=null", "stop.max_steps=2", "eval.every=1", "progress.bar=false"),
+        *SEARCH_TINY,
         f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
-    ]
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RL8_"))}
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -391,9 +387,7 @@ def test_sqlite_with_several_writers_is_warned_about(tmp_path):
         tmp_path,
         1,
         storage,
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2",
-        "hydra.sweeper.n_jobs=2",
+        *JOBLIB_2,
         "hydra.sweeper.n_trials=2",
         "stop.max_steps=2",
     )
