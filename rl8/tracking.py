@@ -1,52 +1,71 @@
-"""MLflow tracking: one run per tracker, metrics sent in batches.
+"""MLflow tracking: one run per tracker, written by a worker process.
 
-Every :class:`MlflowTracker` owns its own MLflow run and talks to it through
-an ``MlflowClient`` with an explicit run id, never through MLflow's global
-"active run". Two trainers in one process therefore never share a run (the
-original rl8 logged every trainer into one shared run, so building a second
-trainer failed with "Changing param values is not allowed").
+Every :class:`MlflowTracker` owns its own MLflow run (two trainers in one
+process never share a run; the original rl8 logged every trainer into one
+shared run, so building a second trainer failed with "Changing param values
+is not allowed").
 
-Metrics are buffered and sent with one ``log_batch`` call every
-``flush_every`` logging calls (default 1: one call per training step) and on
-:meth:`MlflowTracker.flush` / :meth:`MlflowTracker.close`. Metric batches are
-written by a thread of the tracker's own, one batch in flight at a time: the
-store write of step k overlaps step k + 1 instead of stalling the training
-loop (a SQLite write costs ~10 ms, a few % of a CPU step and far more of a
-GPU step). :meth:`MlflowTracker.close` waits for the last batch. (MLflow's
-own asynchronous logging would do the same, but ending a run that used it
-stalls for up to a second while its worker thread notices the shutdown.)
+**A worker process does the MLflow work** (:mod:`rl8._tracking_worker`).
+Importing MLflow and opening a store takes ~2 s, as long as importing torch;
+the worker does it on another core while the training process imports torch
+and builds its model (``python -m rl8.train`` starts it before importing
+torch), and then writes every request in order. The training process sends
+requests down a pipe and waits only where it needs an answer: the run's id
+(:attr:`MlflowTracker.run_id`, :meth:`MlflowTracker.ready`), :meth:`MlflowTracker.wait`
+and :meth:`MlflowTracker.close`. One worker serves all the trackers of a
+process. If the training process dies, even by ``kill -9``, the worker ends
+its open runs ``KILLED``.
+
+Metrics are buffered and sent with one request every ``flush_every`` logging
+calls (default 1: one per training step) and on :meth:`MlflowTracker.flush`
+/ :meth:`MlflowTracker.close`. A failed write is raised as
+:class:`~rl8.errors.TrackingError` by the next flush, wait or close.
 
 A run that is still open when the interpreter exits is ended then (see
 :meth:`MlflowTracker.close`): ``FINISHED`` after a normal exit, ``KILLED``
 after an uncaught ``KeyboardInterrupt`` and ``FAILED`` after any other
-uncaught exception. A process killed by a signal cannot end its run.
+uncaught exception.
 
 Trainers take ``tracker=AUTO`` (the default, the string ``"auto"``): they
 create a tracker of their own on MLflow's default store (see
-:func:`resolve_tracker`). ``tracker=None`` never imports MLflow.
+:func:`resolve_tracker`). ``tracker=None`` starts no worker.
 """
 
 from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import itertools
+import json
 import math
 import os
 import secrets
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Final, Literal, TypeAlias
+from typing import IO, Any, Final, Literal, TypeAlias
 
-__all__ = ["AUTO", "MlflowTracker", "TrackerArg", "flatten", "resolve_tracker", "unique_run_name"]
+from .errors import TrackingError
+
+__all__ = [
+    "AUTO",
+    "MlflowTracker",
+    "TrackerArg",
+    "flatten",
+    "prepare",
+    "resolve_tracker",
+    "unique_run_name",
+]
 
 #: The ``tracker`` default of the trainers: a new run on MLflow's default store.
 AUTO: Final = "auto"
 
 _MAX_PARAM_LEN = 6000
-_BATCH_LIMIT = 1000  # MLflow accepts at most 1000 metrics per log_batch call
+#: Seconds to wait for the worker to end a run at exit before giving up on it.
+_CLOSE_TIMEOUT_S = 60.0
 
 
 def flatten(d: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str, Any]:
@@ -61,6 +80,120 @@ def flatten(d: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str,
     return out
 
 
+class _WorkerProcess:
+    """This process' MLflow worker (:mod:`rl8._tracking_worker`) and the
+    thread reading its replies."""
+
+    def __init__(self) -> None:
+        root = str(Path(__file__).resolve().parents[1])  # the rl8 this process runs
+        code = (
+            f"import sys; sys.path.insert(0, {root!r}); "
+            "from rl8._tracking_worker import main; main()"
+        )
+        self.pid = os.getpid()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+        )
+        self._stdin: IO[str] = self.proc.stdin  # type: ignore[assignment]
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, concurrent.futures.Future[dict[str, Any]]] = {}
+        self._exited: str | None = None
+        #: Failed writes, by run key: raised by that run's next flush, wait or close.
+        self.errors: dict[int, str] = {}
+        threading.Thread(target=self._read, name="rl8-mlflow-replies", daemon=True).start()
+
+    def alive(self) -> bool:
+        return self.pid == os.getpid() and self._exited is None and self.proc.poll() is None
+
+    def send(self, msg: dict[str, Any]) -> None:
+        line = json.dumps(msg) + "\n"
+        with self._lock:
+            try:
+                self._stdin.write(line)
+                self._stdin.flush()
+            except (OSError, ValueError):  # a broken pipe: the worker is gone
+                raise TrackingError(self._gone()) from None
+
+    def request(self, msg: dict[str, Any]) -> concurrent.futures.Future[dict[str, Any]]:
+        """Send ``msg``; the future holds the worker's reply."""
+        fut: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+        with self._lock:
+            rid = next(self._ids)
+            self._waiting[rid] = fut
+            if self._exited is not None:
+                fut.set_result({"error": self._exited})
+                return fut
+        try:
+            self.send({**msg, "id": rid})
+        except TrackingError as e:
+            with self._lock:
+                self._waiting.pop(rid, None)
+            fut.set_result({"error": str(e)})
+        return fut
+
+    def _gone(self) -> str:
+        return f"the MLflow worker process exited (status {self.proc.poll()})"
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            msg = json.loads(line)
+            if "id" in msg:
+                with self._lock:
+                    fut = self._waiting.pop(msg["id"], None)
+                if fut is not None:
+                    fut.set_result(msg)
+            else:
+                self.errors[msg["run"]] = msg["error"]
+        self.proc.wait()
+        with self._lock:
+            self._exited = self._gone()
+            waiting, self._waiting = self._waiting, {}
+        for fut in waiting.values():
+            fut.set_result({"error": self._exited})
+
+
+_worker_lock = threading.Lock()
+_worker: _WorkerProcess | None = None
+_run_keys = itertools.count(1)
+
+
+def _process_worker() -> _WorkerProcess:
+    """This process' worker, started on first use (again after a fork, or if it died)."""
+    global _worker
+    with _worker_lock:
+        if _worker is None or not _worker.alive():
+            _worker = _WorkerProcess()
+        return _worker
+
+
+def _context() -> dict[str, Any]:
+    """What MLflow's defaults depend on: the cwd and the environment, as they are now."""
+    return {"cwd": os.getcwd(), "env": dict(os.environ)}
+
+
+def _uri(tracking_uri: str | None) -> str | None:
+    """``tracking_uri``, or the one set with ``mlflow.set_tracking_uri`` in this
+    process (if MLflow was imported here); ``None``: the worker resolves MLflow's default."""
+    mlflow = sys.modules.get("mlflow")
+    if tracking_uri is None and mlflow is not None and hasattr(mlflow, "get_tracking_uri"):
+        return str(mlflow.get_tracking_uri())
+    return tracking_uri
+
+
+def prepare(tracking_uri: str | None = None) -> None:
+    """Start this process' MLflow worker now and have it import MLflow and open
+    the store at ``tracking_uri`` (``None``: MLflow's default), while this
+    process goes on (``python -m rl8.train`` calls it before importing torch).
+    Creates nothing: a new local store is created with the first run."""
+    _process_worker().send({"op": "prepare", "tracking_uri": _uri(tracking_uri), **_context()})
+
+
 class MlflowTracker:
     """One MLflow run.
 
@@ -73,7 +206,12 @@ class MlflowTracker:
         run_name: Display name of a new run.
         tags: Tags of a new run.
         parent_run_id: Makes the new run a child of this run (sweeps).
-        flush_every: Logging calls buffered before one ``log_batch`` request.
+        flush_every: Logging calls buffered before one write request.
+
+    The run is created by the worker process while the caller goes on; a
+    store that cannot be opened is raised as :class:`~rl8.errors.TrackingError`
+    by the first call that needs the run (:meth:`ready`, :attr:`run_id`,
+    :meth:`wait`, :meth:`close`) or by a flush after the failure was reported.
     """
 
     def __init__(
@@ -87,113 +225,140 @@ class MlflowTracker:
         parent_run_id: str | None = None,
         flush_every: int = 1,
     ) -> None:
-        self.client = open_client(tracking_uri)
-        self.flush_every = max(1, int(flush_every))
-        self._pending: list[Any] = []
-        self._calls = 0
-        self._in_flight: list[concurrent.futures.Future[Any]] = []  # the last batch's writes
-        self._writer: concurrent.futures.ThreadPoolExecutor | None = None
-        if run_id is not None:
-            run = self.client.get_run(run_id)
-            self.run_id = run.info.run_id
-            self.experiment_id = run.info.experiment_id
-            self.client.update_run(self.run_id, status="RUNNING")
-            self._register_exit()
-            return
-        if experiment_name:
-            self.experiment_id = _experiment_id(self.client, experiment_name)
-        else:
-            self.experiment_id = "0"
         from .redact import redact
 
-        all_tags = {str(k): redact(str(v)) for k, v in (tags or {}).items()}
-        if parent_run_id:
-            all_tags["mlflow.parentRunId"] = parent_run_id
-        run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=run_name)
-        self.run_id = run.info.run_id
-        self._register_exit()
-
-    def _register_exit(self) -> None:
+        self.flush_every = max(1, int(flush_every))
+        self._pending: list[list[Any]] = []
+        self._calls = 0
+        self._client: Any = None
+        self._closed = False
+        self._key = next(_run_keys)
+        self._resuming = run_id is not None
+        self._worker = _process_worker()
+        self._started = self._worker.request(
+            {
+                "op": "start",
+                "run": self._key,
+                "tracking_uri": _uri(tracking_uri),
+                "experiment_name": experiment_name,
+                "run_id": run_id,
+                "run_name": run_name,
+                "tags": {str(k): redact(str(v)) for k, v in (tags or {}).items()},
+                "parent_run_id": parent_run_id,
+                **_context(),
+            }
+        )
         _OPEN.add(self)
         _register_exit_hook()
 
-    def log_params(self, params: Mapping[str, Any]) -> None:
-        """Log (flattened) params in one request; long values are truncated,
-        credentials in URLs masked (:mod:`rl8.redact`)."""
-        from mlflow.entities import Param
+    def _info(self) -> dict[str, Any]:
+        """The worker's answer to creating (or reopening) the run; waits for it."""
+        msg = self._started.result()
+        if msg.get("error"):
+            self._closed = True  # there is no run to end
+            _OPEN.discard(self)
+            raise TrackingError(msg["error"])
+        return msg
 
+    def ready(self) -> MlflowTracker:
+        """Wait until the run exists.
+
+        Raises:
+            TrackingError: The store cannot be opened, or the run created or found.
+        """
+        self._info()
+        return self
+
+    @property
+    def run_id(self) -> str:
+        """The MLflow run id (waits until the run exists)."""
+        return str(self._info()["run_id"])
+
+    @property
+    def experiment_id(self) -> str:
+        """The run's experiment id (waits until the run exists)."""
+        return str(self._info()["experiment_id"])
+
+    @property
+    def tracking_uri(self) -> str:
+        """The store's URI, MLflow's default resolved (waits until the run exists)."""
+        return str(self._info()["tracking_uri"])
+
+    @property
+    def client(self) -> Any:
+        """An ``MlflowClient`` of the run's store in this process (imports MLflow
+        here), for reading the run back or calls rl8 does not make."""
+        if self._client is None:
+            self._client = open_client(self.tracking_uri)
+        return self._client
+
+    def _send(self, op: str, **fields: Any) -> None:
+        self._raise_failed_write()
+        self._worker.send({"op": op, "run": self._key, **fields})
+
+    def _raise_failed_write(self) -> None:
+        error = self._worker.errors.get(self._key)
+        if error is not None:
+            raise TrackingError(error)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log (flattened) params; long values are truncated, credentials in
+        URLs masked (:mod:`rl8.redact`)."""
         from .redact import redact
 
         flat = flatten(params)
-        entries = [Param(k, redact(str(v))[:_MAX_PARAM_LEN]) for k, v in flat.items()]
-        for i in range(0, len(entries), 100):
-            self.client.log_batch(self.run_id, params=entries[i : i + 100], synchronous=True)
+        self._send("params", params=[[k, redact(str(v))[:_MAX_PARAM_LEN]] for k, v in flat.items()])
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        """Set run tags in one request (credentials in URLs masked)."""
-        from mlflow.entities import RunTag
-
+        """Set run tags (credentials in URLs masked)."""
         from .redact import redact
 
         if tags:
-            self.client.log_batch(
-                self.run_id, tags=[RunTag(str(k), redact(str(v))) for k, v in tags.items()]
-            )
+            self._send("tags", tags={str(k): redact(str(v)) for k, v in tags.items()})
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int) -> None:
         """Buffer numeric metrics at ``step``; send every ``flush_every`` calls.
 
         Non-numeric and non-finite values are skipped.
         """
-        from mlflow.entities import Metric
-
         ts = int(time.time() * 1000)
         for k, v in metrics.items():
             if isinstance(v, bool) or not isinstance(v, int | float):
                 continue
             fv = float(v)
             if math.isfinite(fv):
-                self._pending.append(Metric(k, fv, ts, int(step)))
+                self._pending.append([k, fv, ts, int(step)])
         self._calls += 1
         if self._calls % self.flush_every == 0:
             self.flush()
 
     def flush(self) -> None:
-        """Send buffered metrics now, asynchronously, after the previous batch
-        has landed (so at most one batch is ever in flight)."""
-        pending, self._pending = self._pending, []
-        if not pending:
-            return
-        self.wait()
-        if self._writer is None:
-            self._writer = concurrent.futures.ThreadPoolExecutor(1, "rl8-mlflow")
-        self._in_flight = [
-            self._writer.submit(
-                self.client.log_batch,
-                self.run_id,
-                metrics=pending[i : i + _BATCH_LIMIT],
-                synchronous=True,
-            )
-            for i in range(0, len(pending), _BATCH_LIMIT)
-        ]
-
-    def wait(self) -> None:
-        """Block until the metrics sent so far are in the store.
+        """Send buffered metrics to the worker (it writes them while training goes on).
 
         Raises:
-            mlflow.exceptions.MlflowException: A batch failed to be written.
+            TrackingError: An earlier write of this run failed.
         """
-        in_flight, self._in_flight = self._in_flight, []
-        for op in in_flight:
-            op.result()
+        pending, self._pending = self._pending, []
+        if pending:
+            self._send("metrics", metrics=pending)
+        else:
+            self._raise_failed_write()
+
+    def wait(self) -> None:
+        """Block until everything sent so far is in the store.
+
+        Raises:
+            TrackingError: A write failed.
+        """
+        self._info()
+        reply = self._worker.request({"op": "sync", "run": self._key}).result()
+        if reply.get("error"):
+            raise TrackingError(reply["error"])
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        """Upload a local file or directory to the run's artifacts."""
-        p = Path(path)
-        if p.is_dir():
-            self.client.log_artifacts(self.run_id, str(p), artifact_path)
-        else:
-            self.client.log_artifact(self.run_id, str(p), artifact_path)
+        """Upload a local file or directory to the run's artifacts (the worker
+        reads it later: do not change it afterwards)."""
+        self._send("artifact", path=str(Path(path).resolve()), artifact_path=artifact_path)
 
     def close(self, status: str = "FINISHED") -> None:
         """Flush, wait for the store, and mark the run ``FINISHED``, ``FAILED``
@@ -202,31 +367,26 @@ class MlflowTracker:
         A tracker that is not closed is closed when the interpreter exits,
         with ``FINISHED`` after a normal exit, ``KILLED`` after an uncaught
         ``KeyboardInterrupt`` and ``FAILED`` after another uncaught exception.
+
+        Raises:
+            TrackingError: The run could not be created, or a write failed
+                (the run is ended all the same where the store allows).
         """
+        if self._closed:
+            return
+        self._closed = True
         _OPEN.discard(self)
-        self.flush()
-        self.wait()
-        self._stop_writer()
-        self.client.set_terminated(self.run_id, status=status)
-
-    def _stop_writer(self) -> None:
-        if self._writer is not None:
-            self._writer.shutdown(wait=True)
-            self._writer = None
-
-    def _close_at_exit(self) -> None:
-        try:
-            self.wait()
-            pending, self._pending = self._pending, []
-            for i in range(0, len(pending), _BATCH_LIMIT):
-                self.client.log_batch(
-                    self.run_id, metrics=pending[i : i + _BATCH_LIMIT], synchronous=True
-                )
-        finally:
-            self.client.set_terminated(self.run_id, status=_exit_status())
+        self._info()
+        pending, self._pending = self._pending, []
+        if pending:
+            self._worker.send({"op": "metrics", "run": self._key, "metrics": pending})
+        reply = self._worker.request({"op": "close", "run": self._key, "status": status})
+        error = reply.result(_CLOSE_TIMEOUT_S).get("error")
+        if error:
+            raise TrackingError(error)
 
 
-def _experiment_id(client: Any, name: str) -> str:
+def get_or_create_experiment(client: Any, name: str) -> str:
     """The id of experiment ``name``, created when missing. Jobs started
     together may all find it missing: the ones whose creation loses the race
     (the store's unique name constraint) use the winner's."""
@@ -244,48 +404,72 @@ def _experiment_id(client: Any, name: str) -> str:
         return str(exp.experiment_id)
 
 
-def open_client(tracking_uri: str | None) -> Any:
+def open_client(tracking_uri: str | None, schema: Path | None = None) -> Any:
     """An ``MlflowClient`` of ``tracking_uri`` (``None``: MLflow's default). A new
     local SQLite store is created first, whole and at once (see
-    :func:`_create_sqlite_store`): processes that open a store at the same time
-    never run MLflow's schema migrations on the same file."""
+    :func:`build_sqlite_store`): processes that open a store at the same time
+    never run MLflow's schema migrations on the same file. ``schema``: a file
+    :func:`build_sqlite_store` made for this store earlier."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
     tracking_uri = tracking_uri or mlflow.get_tracking_uri()
-    _create_sqlite_store(tracking_uri)  # a new local store: its schema in <1 s, not ~6 s
+    path = new_local_store(tracking_uri)
+    if path is not None:  # a new local store: its schema in <1 s, not ~6 s
+        schema = schema if schema is not None and schema.exists() else None
+        _link_store(schema or build_sqlite_store(tracking_uri), path)
+    elif schema is not None:
+        schema.unlink(missing_ok=True)
     return MlflowClient(tracking_uri=tracking_uri)
 
 
-def _create_sqlite_store(tracking_uri: str) -> bool:
-    """Create a new local SQLite store (its schema) quickly; ``False`` when
-    there is nothing to do: not a local ``sqlite:///`` file, or one that exists.
+def new_local_store(tracking_uri: str) -> Path | None:
+    """The file of a local ``sqlite:///`` store that does not exist yet (in an
+    existing directory), else ``None``."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    import sqlalchemy
+
+    url = sqlalchemy.engine.make_url(tracking_uri)
+    if not url.database or url.database == ":memory:" or url.query:
+        return None
+    path = Path(url.database)
+    return None if path.exists() or not path.parent.is_dir() else path
+
+
+def schema_file(tracking_uri: str) -> Path:
+    """A new temporary file name beside the local SQLite store ``tracking_uri``."""
+    import sqlalchemy
+
+    path = Path(str(sqlalchemy.engine.make_url(tracking_uri).database))
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+
+
+def build_sqlite_store(tracking_uri: str, tmp: Path | None = None) -> Path | None:
+    """The schema of a new local SQLite store, built quickly on a temporary
+    file beside it (``tmp``, default: a new :func:`schema_file`); ``None``
+    where that cannot be done (not a new local store, an MLflow without the
+    migration helper). :func:`open_client` moves it into place.
 
     MLflow creates a new store by running all its schema migrations, with a
     synced write for each statement: ~5 s of waiting for the disk. Here they
-    run on a temporary file next to the store without syncing (as MLflow's
-    own file-to-database migration does), which is then synced once and
-    hard-linked into place only if the store still does not exist: the
-    store appears complete or not at all, and another job creating it at
-    the same time is never overwritten. MLflow then opens it like any
-    existing store (and adds its default experiment). Where this cannot be
-    done (an MLflow without that migration helper, a file system without
-    hard links), MLflow creates the store itself, as before.
+    run without syncing (as MLflow's own file-to-database migration does);
+    the file is synced once when it is hard-linked into place, and only if
+    the store still does not exist: the store appears complete or not at
+    all, and another job creating it at the same time is never overwritten.
+    MLflow then opens it like any existing store (and adds its default
+    experiment). Where this cannot be done, MLflow creates the store itself.
     """
-    if not tracking_uri.startswith("sqlite:///"):
-        return False
+    path = new_local_store(tracking_uri)
+    if path is None:
+        return None
     try:
         import sqlalchemy
         from mlflow.store.db.utils import _initialize_tables
     except ImportError:
-        return False
+        return None
     url = sqlalchemy.engine.make_url(tracking_uri)
-    if not url.database or url.database == ":memory:" or url.query:
-        return False
-    path = Path(url.database)
-    if path.exists() or not path.parent.is_dir():
-        return False
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    tmp = tmp or schema_file(tracking_uri)
     engine = sqlalchemy.create_engine(url.set(database=str(tmp)))
 
     @sqlalchemy.event.listens_for(engine, "connect")
@@ -297,19 +481,30 @@ def _create_sqlite_store(tracking_uri: str) -> bool:
 
     try:
         _initialize_tables(engine)
+        return tmp
+    except Exception:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
         engine.dispose()
-        fd = os.open(tmp, os.O_RDONLY)
+
+
+def _link_store(schema: Path | None, path: Path) -> None:
+    """Sync ``schema`` (from :func:`build_sqlite_store`) and hard-link it to
+    ``path`` unless that exists by now; the temporary file is removed."""
+    if schema is None:
+        return
+    try:
+        fd = os.open(schema, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.link(tmp, path)
-        return True
+        os.link(schema, path)
     except OSError:  # FileExistsError: created meanwhile; else: no hard links here
-        return False
+        pass
     finally:
-        engine.dispose()
-        tmp.unlink(missing_ok=True)
+        schema.unlink(missing_ok=True)
 
 
 #: Trackers not closed yet; closed when the interpreter exits.
@@ -321,15 +516,14 @@ def _close_open_trackers() -> None:
     while _OPEN:
         tracker = _OPEN.pop()
         try:
-            tracker._close_at_exit()
+            tracker.close(_exit_status())
         except Exception as e:  # one failing store must not keep the others open
-            print(f"rl8: could not end MLflow run {tracker.run_id}: {e}", file=sys.stderr)
+            print(f"rl8: could not end an MLflow run: {e}", file=sys.stderr)
 
 
 def _register_exit_hook() -> None:
     """Close open trackers at exit, before ``concurrent.futures`` shuts its
-    thread pools down (MLflow's asynchronous logging runs on them, so the
-    last batch is still written): threading's exit hooks run before those of
+    thread pools down: threading's exit hooks run before those of
     :mod:`atexit`. Falls back to :mod:`atexit` where that hook is missing."""
     global _hook_registered
     if _hook_registered:

@@ -40,16 +40,15 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from . import checkpoint as ckpt_lib
 from .algorithms.config import resolve_device
 from .build import Built, build, core_error
 from .config import TrainAppConf
-from .env import close_env
 from .errors import ConfigError, TrackingError
-from .loop import Loop, Signals, close_tracker
 from .redact import is_redacted, redact
-from .runs import stored_config
-from .targets import check_stored_targets
+
+# torch (and what imports it: checkpoint, env, loop, runs) is imported when a job
+# runs, not when Hydra composes its config: `--help` and `--cfg` need none of it,
+# and a job starts its MLflow worker before paying for it (see `run`).
 
 __all__ = ["CONFIG_PATH", "Job", "main", "run"]
 
@@ -152,6 +151,9 @@ def resume_config(cfg: DictConfig, stored_yaml: str, overrides: list[str]) -> Di
     Raises:
         ConfigError: naming every stored value the overrides would change.
     """
+    from .runs import stored_config
+    from .targets import check_stored_targets
+
     stored = stored_config(stored_yaml, f"resume={cfg.resume}")
     check_stored_targets(stored, cfg, f"resume={cfg.resume}")
     _unredact(stored, cfg)
@@ -262,22 +264,25 @@ def _open_tracker(cfg: DictConfig, job: Job, run_id: str | None) -> Any:
     run_name = cfg.mlflow.run_name or _run_name(cfg, job)
     if len(run_name) > 250:  # MLflow's limit for run names
         run_name = run_name[:247] + "..."
+    tracker = MlflowTracker(
+        tracking_uri=cfg.mlflow.tracking_uri,
+        experiment_name=cfg.mlflow.experiment_name,
+        run_id=run_id,
+        run_name=run_name,
+        tags=tags,
+        parent_run_id=cfg.mlflow.parent_run_id,
+        flush_every=_NO_AUTO_FLUSH,
+    )
     try:
-        return MlflowTracker(
-            tracking_uri=cfg.mlflow.tracking_uri,
-            experiment_name=cfg.mlflow.experiment_name,
-            run_id=run_id,
-            run_name=run_name,
-            tags=tags,
-            parent_run_id=cfg.mlflow.parent_run_id,
-            flush_every=_NO_AUTO_FLUSH,
-        )
-    except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        # MLflow's default (MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the cwd), made
+        # absolute, so the checkpoint's config finds the same store when resumed elsewhere.
+        cfg.mlflow.tracking_uri = tracker.tracking_uri
+    except TrackingError as e:
         what = f"MLflow run {run_id!r} of the checkpoint" if run_id else "an MLflow run"
         raise TrackingError(
-            f"mlflow: cannot open {what} at tracking_uri={cfg.mlflow.tracking_uri!r}: {first}"
+            f"mlflow: cannot open {what} at tracking_uri={cfg.mlflow.tracking_uri!r}: {e}"
         ) from None
+    return tracker
 
 
 def _reporter(cfg: DictConfig) -> Any:
@@ -319,6 +324,16 @@ def run(
         DivergedError: A loss or the objective became NaN/inf.
         Interrupted: SIGINT/SIGTERM, after the checkpoint was saved.
     """
+    if cfg.mlflow.enabled:
+        # The MLflow worker imports MLflow and opens the store on another core
+        # while this process imports torch and builds the trainer.
+        from .tracking import prepare
+
+        prepare(cfg.mlflow.tracking_uri)
+    from . import checkpoint as ckpt_lib
+    from .env import close_env
+    from .loop import Loop, Signals, close_tracker
+
     signals = Signals()
     # Installed before anything is created: a SIGTERM from here on ends with the
     # MLflow run closed (KILLED), never left RUNNING.
@@ -342,12 +357,6 @@ def run(
         record_env = _record_env(cfg, built, trainer) if cfg.record.at_end else None
         if ckpt is not None:
             _restore(trainer, built, ckpt)
-        if cfg.mlflow.enabled and cfg.mlflow.tracking_uri is None:
-            import mlflow
-
-            # MLflow's default (MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the cwd), made
-            # absolute, so the checkpoint's config finds the same store when resumed elsewhere.
-            cfg.mlflow.tracking_uri = mlflow.get_tracking_uri()
         tracker = _open_tracker(cfg, job, ckpt.get("mlflow_run_id") if ckpt else None)
         try:
             if tracker is not None:
@@ -369,7 +378,7 @@ def run(
 def _record_env(cfg: DictConfig, built: Built, trainer: Any) -> Any:
     """A one-sub-env copy of the job's env to record the policy in
     (``record.at_end``), checked to draw itself before training starts."""
-    from .env import make_env
+    from .env import close_env, make_env
     from .render import check_can_render
 
     tc = built.train_config
@@ -383,6 +392,8 @@ def _record_env(cfg: DictConfig, built: Built, trainer: Any) -> Any:
 
 
 def _restore(trainer: Any, built: Built, ckpt: Mapping[str, Any]) -> None:
+    from . import checkpoint as ckpt_lib
+
     trainer.load_state_dict(ckpt["trainer"])
     if built.schedule is not None and ckpt.get("schedule") is not None:
         built.schedule.load_state_dict(ckpt["schedule"])

@@ -138,8 +138,12 @@ def test_resume_after_kill_9_continues_counters_and_mlflow_run(tmp_path, mlflow_
     killed = checkpoint.load(ckpt_path)
     steps = killed["trainer"]["trainer"]["algorithm/steps"]
     env_steps = killed["trainer"]["trainer"]["env/steps"]
-    [run] = _runs(mlflow_uri, "cli_resume")
-    assert run.info.status == "RUNNING"
+    # The MLflow worker process outlives the killed one and ends its run KILLED.
+    deadline = time.monotonic() + 60
+    while (run := _runs(mlflow_uri, "cli_resume")[0]).info.status == "RUNNING":
+        assert time.monotonic() < deadline, "the killed job's run was left RUNNING"
+        time.sleep(0.2)
+    assert run.info.status == "KILLED"
     assert killed["mlflow_run_id"] == run.info.run_id
 
     resumed = rl8_train(
@@ -318,3 +322,23 @@ def test_default_run_is_a_quick_cartpole_training(tmp_path) -> None:
     assert 50_000 <= ckpt["trainer"]["trainer"]["env/steps"] < 2_000_000
     assert torch.isfinite(torch.tensor(ckpt["loop"]["last_eval"]["eval/returns/mean"]))
     print(f"default run: {wall:.1f} s wall")  # a figure, not an assertion
+
+
+def test_help_and_cfg_import_neither_torch_nor_mlflow(tmp_path) -> None:
+    # Composing a config needs neither; a job imports torch after starting its MLflow worker.
+    code = (
+        "import sys; import rl8.train; sys.argv = ['rl8-train', *sys.argv[1:]]\n"
+        "try:\n    rl8.train.main()\nexcept SystemExit:\n    pass\n"
+        "print('imported:', sorted(m for m in ('mlflow', 'torch') if m in sys.modules))"
+    )
+    for args in (["--cfg", "job"], ["--help"]):
+        proc = subprocess.run(
+            [sys.executable, "-c", code, *args],
+            cwd=tmp_path,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "imported: []" in proc.stdout, args

@@ -317,7 +317,8 @@ def _wait_for_running_trial(storage: str, pid: int) -> int:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_a_killed_sweep_leaves_no_run_running(tmp_path, sig):
-    """SIGTERM: the sweep closes its runs itself; SIGKILL: rerunning the command does."""
+    """SIGTERM: the sweep closes its runs itself; SIGKILL: its MLflow worker ends the
+    runs, and rerunning the command closes the trial."""
     storage = f"journal:{tmp_path / 'study.journal'}"
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = ["hydra.sweeper.mlflow=true", f"mlflow.tracking_uri={uri}", "stop.max_steps=3"]
@@ -336,7 +337,13 @@ def test_a_killed_sweep_leaves_no_run_running(tmp_path, sig):
         assert running == []
         assert {r.info.status for r in _mlflow_runs(uri)} == {"KILLED"}  # parent and job
         return
-    assert study.trials[killed].state == TrialState.RUNNING and len(running) == 2
+    assert study.trials[killed].state == TrialState.RUNNING
+    # The killed process' MLflow worker ends its runs (the parent run and the job's) KILLED.
+    deadline = time.monotonic() + 60
+    while [r for r in _mlflow_runs(uri) if r.info.status == "RUNNING"]:
+        assert time.monotonic() < deadline, "the killed sweeper's runs were left RUNNING"
+        time.sleep(0.2)
+    assert sorted(r.info.status for r in _mlflow_runs(uri)) == ["KILLED", "KILLED"]
     # the same command again: the dead sweeper's trial and runs are closed, the study done
     (again,) = start_workers(tmp_path, 1, storage, "hydra.sweeper.n_trials=2", *args)
     assert wait_all(tmp_path, [again]) == [0]

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from rl8 import DiscreteDummyEnv, RecurrentTrainer, TrainConfig, Trainer
+from rl8.errors import TrackingError
 from rl8.tracking import AUTO, MlflowTracker
 
 SMALL = {"num_envs": 8, "horizon": 4}
@@ -108,6 +109,8 @@ def test_a_bad_tracker_value_is_a_type_error() -> None:
 
 
 SCRIPT = """
+import os
+import signal
 import sys
 from rl8 import DiscreteDummyEnv, Trainer
 
@@ -117,19 +120,25 @@ print("mlflow imported:", "mlflow" in sys.modules, flush=True)
 trainer = Trainer(DiscreteDummyEnv, num_envs=4, horizon=4)
 trainer.step()
 print("run:", trainer.tracker.run_id, flush=True)
+print("mlflow imported here:", "mlflow" in sys.modules, flush=True)  # the worker imports it
 if sys.argv[1] == "raise":
     raise RuntimeError("boom")
+if sys.argv[1] == "kill":
+    os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
-def test_runs_left_open_end_with_the_interpreter(store_uri: str, tmp_path: Path) -> None:
+def test_runs_left_open_end_with_the_interpreter_or_the_killed_process(
+    store_uri: str, tmp_path: Path
+) -> None:
     from mlflow.tracking import MlflowClient
 
     env = {**os.environ, "MLFLOW_TRACKING_URI": store_uri, "PYTHONPATH": str(REPO_ROOT)}
     script = tmp_path / "train.py"
     script.write_text(textwrap.dedent(SCRIPT))
     client = MlflowClient(tracking_uri=store_uri)
-    for mode, status in (("ok", "FINISHED"), ("raise", "FAILED")):
+    for mode, status, rc in (("ok", "FINISHED", 0), ("raise", "FAILED", 1), ("kill", "KILLED", -9)):
+        # (run returns once stderr is closed: by the MLflow worker too, when it is done)
         proc = subprocess.run(
             [sys.executable, str(script), mode],
             cwd=tmp_path,
@@ -138,8 +147,9 @@ def test_runs_left_open_end_with_the_interpreter(store_uri: str, tmp_path: Path)
             text=True,
             timeout=300,
         )
-        assert proc.returncode == (0 if mode == "ok" else 1), proc.stderr
+        assert proc.returncode == rc, proc.stderr
         assert "mlflow imported: False" in proc.stdout
+        assert "mlflow imported here: False" in proc.stdout
         run_id = proc.stdout.split("run: ")[1].split()[0]
         assert client.get_run(run_id).info.status == status
         # the last (asynchronously sent) batch was written too
@@ -202,3 +212,39 @@ def test_a_parallel_multirun_tracks_every_job(tmp_path: Path) -> None:
     runs = client.search_runs([client.get_experiment_by_name("rl8").experiment_id])
     assert sorted(r.data.params["seed"] for r in runs) == [str(s) for s in range(8)]
     assert all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_a_failed_write_is_raised_by_the_next_wait_and_close(store_uri: str) -> None:
+    tracker = MlflowTracker(tracking_uri=store_uri)
+    tracker.log_metrics({"bad!name": 1.0}, step=0)  # MLflow refuses the name
+    with pytest.raises(TrackingError, match="bad!name"):
+        tracker.wait()
+    with pytest.raises(TrackingError, match="bad!name"):
+        tracker.close()
+
+
+def test_a_store_that_cannot_be_opened_fails_where_the_run_is_needed() -> None:
+    tracker = MlflowTracker(tracking_uri="nosuchscheme://nowhere")
+    tracker.log_params({"a": 1})  # sent: the worker has not answered yet
+    with pytest.raises(TrackingError, match="unsupported URI 'nosuchscheme://nowhere'"):
+        tracker.ready()
+    tracker.close()  # no run to end: nothing happens
+    with pytest.raises(TrackingError, match="nosuchscheme"):
+        MlflowTracker(tracking_uri="nosuchscheme://nowhere").close()
+
+
+def test_a_config_error_leaves_no_mlflow_store_behind(tmp_path: Path) -> None:
+    # The app starts its MLflow worker before validating; the worker builds a new
+    # store's schema aside and removes it when the job ends without a run.
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "rl8.train", "trainer.gamma=2"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1
+    assert "trainer.gamma=2.0 is invalid" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outputs"]  # Hydra's, only

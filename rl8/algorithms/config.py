@@ -29,11 +29,11 @@ import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-
 from ..errors import HyperparameterError, did_you_mean
 
 if TYPE_CHECKING:
+    import torch
+
     from ..env import EnvFactory
     from .feedforward import Algorithm
     from .recurrent import RecurrentAlgorithm
@@ -45,6 +45,11 @@ __all__ = [
     "resolve_device",
     "trainer_fields",
 ]
+
+if TYPE_CHECKING:
+    Device = str | torch.device
+else:  # torch is imported only when a config is built: composing the app's config needs none
+    Device = Any
 
 #: Fields that say *what* is trained, set through other config nodes of the app
 #: (``env``, ``model``, ``optimizer``, ``device``) rather than ``trainer``.
@@ -82,7 +87,7 @@ class AlgorithmConfig:
     #: (the built-in envs restart finished sub-envs themselves).
     horizons_per_env_reset: int = -1
     #: Optimizer class. Default ``torch.optim.Adam``.
-    optimizer_cls: Any = torch.optim.Adam
+    optimizer_cls: Any = None
     #: Keyword arguments of ``optimizer_cls``; ``lr`` defaults to 1e-3, and an
     #: argument set to ``None`` gets the optimizer's own default.
     optimizer_config: dict[str, Any] | None = None
@@ -137,12 +142,16 @@ class AlgorithmConfig:
     update_chunk_size: int = 4096
     #: ``"auto"`` (default: CUDA when available, else CPU), ``"cpu"``, ``"cuda"``,
     #: ``"cuda:N"``, ``"mps"``.
-    device: str | torch.device = "auto"
+    device: Device = "auto"
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             if getattr(self, f.name) is None:
                 setattr(self, f.name, _default(f))
+        if self.optimizer_cls is None:
+            import torch
+
+            self.optimizer_cls = torch.optim.Adam
 
     @classmethod
     def fields(cls) -> list[str]:
@@ -288,13 +297,15 @@ def field_types() -> dict[str, Any]:
     return typing.get_type_hints(RecurrentAlgorithmConfig)
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
+def resolve_device(device: Device) -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; others are checked against
     what this torch build and machine offer.
 
     Raises:
         HyperparameterError: an unknown device, or one this machine doesn't have.
     """
+    import torch
+
     name = str(device)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
