@@ -71,7 +71,7 @@ def _first_line(e: BaseException) -> str:
 class _Worker:
     def __init__(self, replies: IO[str]) -> None:
         self.replies = replies
-        self.clients: dict[str, Any] = {}
+        self.clients: dict[tuple[str, str], Any] = {}
         self.runs: dict[int, _Run] = {}
         #: Schemas of new local stores built by "prepare" (temporary files), by URI.
         self.schemas: dict[str, Path] = {}
@@ -95,9 +95,10 @@ class _Worker:
         from rl8.tracking import open_client
 
         uri = tracking_uri or mlflow.get_tracking_uri()
-        if uri not in self.clients:
-            self.clients[uri] = open_client(uri, schema=self.schemas.pop(uri, None))
-        return self.clients[uri], uri
+        key = (os.getcwd(), uri)  # a relative sqlite:/// path depends on the cwd
+        if key not in self.clients:
+            self.clients[key] = open_client(uri, schema=self.schemas.pop(uri, None))
+        return self.clients[key], uri
 
     def prepare(self, msg: dict[str, Any]) -> None:
         """Import MLflow and open the store. A new local store is only built
@@ -231,6 +232,10 @@ def main() -> None:
         os._exit(0)  # the handler may be importing MLflow: nothing of it is needed
     requests.put(None)
     handler.join()
+    # Every write was synchronous and every run is ended: skip the interpreter's
+    # teardown (MLflow's modules), which whoever reads this process' stderr waits for.
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _serve(worker: _Worker, requests: queue.Queue[dict[str, Any] | None]) -> None:

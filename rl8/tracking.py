@@ -163,6 +163,17 @@ _worker: _WorkerProcess | None = None
 _run_keys = itertools.count(1)
 
 
+def _forget_parent_trackers() -> None:
+    """In a forked child: the parent's worker and runs are the parent's to end."""
+    global _worker
+    _worker = None
+    _OPEN.clear()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_parent_trackers)
+
+
 def _process_worker() -> _WorkerProcess:
     """This process' worker, started on first use (again after a fork, or if it died)."""
     global _worker
@@ -251,9 +262,9 @@ class MlflowTracker:
         _OPEN.add(self)
         _register_exit_hook()
 
-    def _info(self) -> dict[str, Any]:
+    def _info(self, timeout: float | None = None) -> dict[str, Any]:
         """The worker's answer to creating (or reopening) the run; waits for it."""
-        msg = self._started.result()
+        msg = self._started.result(timeout)
         if msg.get("error"):
             self._closed = True  # there is no run to end
             _OPEN.discard(self)
@@ -376,7 +387,7 @@ class MlflowTracker:
             return
         self._closed = True
         _OPEN.discard(self)
-        self._info()
+        self._info(_CLOSE_TIMEOUT_S)
         pending, self._pending = self._pending, []
         if pending:
             self._worker.send({"op": "metrics", "run": self._key, "metrics": pending})

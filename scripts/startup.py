@@ -4,6 +4,9 @@ Runs, ``--rounds`` times (default 5) and alternating, so that both see the
 same machine load:
 
 * ``import torch``: ``python -c "import torch"``, launch to exit;
+* ``import torch + an optimizer``: the same, then ``torch.optim.Adam(...)`` on
+  one tensor: every torch optimizer imports ``torch._dynamo`` when built
+  (~0.9 s here), so no training program can start faster than this;
 * ``train (new store)``: ``python -m rl8.train stop.max_steps=1`` (the default
   CartPole run, MLflow on, its default store ``mlflow.db`` in the cwd) in a
   fresh temporary directory, so every run creates a new ``mlflow.db``, as a
@@ -45,10 +48,14 @@ STEP_LINE = re.compile(
 )
 
 
-def _torch(python: str) -> float:
+def _torch(python: str, code: str = "import torch") -> float:
     t0 = time.time()
-    subprocess.run([python, "-c", "import torch"], check=True)
+    subprocess.run([python, "-c", code], check=True)
     return time.time() - t0
+
+
+#: ``import torch`` and build one optimizer: the floor of any torch training program.
+OPTIMIZER = "import torch; torch.optim.Adam([torch.zeros(1, requires_grad=True)])"
 
 
 def _train(python: str, cwd: Path, overrides: list[str]) -> tuple[float, float]:
@@ -84,6 +91,7 @@ def main() -> None:
 
     rows: dict[str, list[float]] = {
         "import torch": [],
+        "import torch + an optimizer": [],
         "train (new store): first step": [],
         "train (new store): exit": [],
         "train (existing store): first step": [],
@@ -95,6 +103,7 @@ def main() -> None:
         _train(a.python, shared, a.overrides)  # warm-up: creates the shared store, warms caches
         for i in range(a.rounds):
             rows["import torch"].append(_torch(a.python))
+            rows["import torch + an optimizer"].append(_torch(a.python, OPTIMIZER))
             fresh = Path(root) / f"fresh{i}"
             fresh.mkdir()
             first, end = _train(a.python, fresh, a.overrides)

@@ -385,6 +385,23 @@ def test_hyperparameter_paths_run(kwargs, minibatches) -> None:
 
 
 @pytest.mark.parametrize(
+    ("kwargs", "fused", "foreach"),
+    [
+        ({}, True, None),  # Adam has a fused CPU kernel: used by default
+        ({"optimizer_config": {"foreach": True}}, None, True),  # the user's pick stands
+        ({"optimizer_config": {"fused": False}}, False, None),
+        ({"optimizer_cls": torch.optim.AdamW}, True, None),
+        ({"optimizer_cls": torch.optim.RMSprop}, None, None),  # no fused kernel: as given
+    ],
+)
+def test_torch_optimizers_run_fused_unless_told_otherwise(kwargs, fused, foreach) -> None:
+    trainer = Trainer(DiscreteDummyEnv, **SMALL, **kwargs, tracker=None)
+    defaults = trainer.algorithm.optimizer.defaults
+    assert (defaults.get("fused"), defaults.get("foreach")) == (fused, foreach)
+    assert torch.isfinite(torch.tensor(trainer.step()["losses/total"]))
+
+
+@pytest.mark.parametrize(
     ("target_kl_div", "stopped_early", "minibatches"),
     [
         # The first minibatch's KL is ~0 (the policy has not moved yet); after
