@@ -244,7 +244,6 @@ class MlflowTracker:
         self._client: Any = None
         self._closed = False
         self._key = next(_run_keys)
-        self._resuming = run_id is not None
         self._worker = _process_worker()
         self._started = self._worker.request(
             {
