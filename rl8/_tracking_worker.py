@@ -202,7 +202,11 @@ class _Worker:
             except Exception as e:
                 print(f"rl8: could not end MLflow run {run.run_id}: {e}", file=sys.stderr)
         self.runs.clear()
-        for schema in self.schemas.values():
+        self.remove_schemas()
+
+    def remove_schemas(self) -> None:
+        """Remove the new-store schemas "prepare" built that no run used."""
+        for schema in list(self.schemas.values()):
             schema.unlink(missing_ok=True)
 
 
@@ -227,8 +231,7 @@ def main() -> None:
         started = started or msg["op"] == "start"
         requests.put(msg)
     if not started:
-        for schema in list(worker.schemas.values()):
-            schema.unlink(missing_ok=True)
+        worker.remove_schemas()
         os._exit(0)  # the handler may be importing MLflow: nothing of it is needed
     requests.put(None)
     handler.join()

@@ -532,9 +532,9 @@ def _close_open_trackers() -> None:
 
 
 def _register_exit_hook() -> None:
-    """Close open trackers at exit, before ``concurrent.futures`` shuts its
-    thread pools down: threading's exit hooks run before those of
-    :mod:`atexit`. Falls back to :mod:`atexit` where that hook is missing."""
+    """Close open trackers at exit, first: threading's exit hooks run before
+    those of :mod:`atexit` (other libraries' teardown). Falls back to
+    :mod:`atexit` where that hook is missing."""
     global _hook_registered
     if _hook_registered:
         return
