@@ -38,6 +38,10 @@ if TYPE_CHECKING:
     from .feedforward import Algorithm
     from .recurrent import RecurrentAlgorithm
 
+    Device = str | torch.device
+else:  # torch is imported only when a config is built: composing the app's config needs none
+    Device = Any
+
 __all__ = [
     "AlgorithmConfig",
     "HyperparameterError",  # re-exported from rl8.errors
@@ -45,11 +49,6 @@ __all__ = [
     "resolve_device",
     "trainer_fields",
 ]
-
-if TYPE_CHECKING:
-    Device = str | torch.device
-else:  # torch is imported only when a config is built: composing the app's config needs none
-    Device = Any
 
 #: Fields that say *what* is trained, set through other config nodes of the app
 #: (``env``, ``model``, ``optimizer``, ``device``) rather than ``trainer``.
