@@ -305,8 +305,9 @@ class Loop:
 
     def save(self) -> None:
         if self.tracker is not None:
-            # Metrics go to MLflow asynchronously: have those of every step this
-            # checkpoint covers in the store before it claims them (kill -9 safe).
+            # Metrics go to MLflow asynchronously (sent about once a second): have
+            # those of every step this checkpoint covers in the store before it
+            # claims them (kill -9 safe).
             self.tracker.wait()
         schedule = self.built.schedule
         ckpt_lib.save(
@@ -324,10 +325,6 @@ class Loop:
                 },
             },
         )
-
-    def flush(self) -> None:
-        if self.tracker is not None:
-            self.tracker.flush()
 
     # -- stop rules and guards ------------------------------------------------------------------------
     def run(self) -> float | tuple[float, ...]:
@@ -358,7 +355,6 @@ class Loop:
                 evaluated = every_eval > 0 and self.steps % every_eval == 0
                 if evaluated:
                     self.evaluate()
-                self.flush()
                 progress.update(
                     self.steps,
                     self.env_steps,
@@ -376,9 +372,10 @@ class Loop:
                     elapsed_s=self.elapsed_s,
                     stats={**self.stats, **self.last_eval} if evaluated else self.stats,
                 )
+            # The time the stop rule held, before the final evaluation, checkpoint and upload.
+            summary = progress.line(self.steps)
             if self.eval_step != self.steps and self.at_reset_boundary():
                 self.evaluate()
-                self.flush()
             progress.close()
             values = self.objective()
             names = _objective_names(cfg, self.stats)
@@ -401,7 +398,7 @@ class Loop:
                 if gif is not None:
                     self.tracker.log_artifact(gif)
                 self.tracker.close("FINISHED")
-            log.info("%s: %s", reason, progress.line(self.steps))
+            log.info("%s: %s", reason, summary)
             log.info("objective %s = %s", ", ".join(names), ", ".join(f"{v:.6g}" for v in values))
             return values[0] if len(values) == 1 else tuple(values)
         except Interrupted:

@@ -145,7 +145,7 @@ class Progress:
         if self.eval_shown is not None:
             parts.append(f"{self.eval_shown[0]} {_fmt(self.eval_shown[1])}")
         parts.append(f"{self.rate:,.0f} trans/s")
-        parts.append(f"{time.perf_counter() - self.t0:.1f} s")
+        parts.append(f"{time.perf_counter() - self.t0:.2f} s")
         return " | ".join(parts)
 
     def close(self) -> None:

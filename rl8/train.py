@@ -61,8 +61,6 @@ CONFIG_PATH = "pkg://rl8.conf"
 
 #: Keys a resumed run may change; everything else comes from its checkpoint.
 RESUMABLE_KEYS = ("stop.", "eval.every", "checkpoint.", "progress.", "mlflow.tracking_uri")
-#: The tracker is flushed once per loop iteration by the app, never by count.
-_NO_AUTO_FLUSH = 1 << 62
 
 
 @dataclass
@@ -271,7 +269,6 @@ def _open_tracker(cfg: DictConfig, job: Job, run_id: str | None) -> Any:
         run_name=run_name,
         tags=tags,
         parent_run_id=cfg.mlflow.parent_run_id,
-        flush_every=_NO_AUTO_FLUSH,
     )
     try:
         # MLflow's default (MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the cwd), made

@@ -85,7 +85,6 @@ class GenericTrainerBase(Generic[_Algorithm]):
         if self._owns_tracker:
             self.tracker.close(status)
         else:
-            self.tracker.flush()
             self.tracker.wait()
 
     def __enter__(self) -> GenericTrainerBase[_Algorithm]:
