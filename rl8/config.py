@@ -89,7 +89,7 @@ def _schema_type(tp: Any) -> Any:
 
 
 def _trainer_schema() -> type:
-    from .algorithms.config import _default, field_types, trainer_fields
+    from .algorithms.config import ENV_TUNABLE_FIELDS, _default, field_types, trainer_fields
 
     hints = field_types()
     specs: list[tuple[str, Any, Any]] = []
@@ -97,13 +97,16 @@ def _trainer_schema() -> type:
         kind = _schema_type(hints[f.name])
         if f.name == "distribution_cls":
             kind = typing.Optional[str]  # noqa: UP045 - a dotted path here
-        specs.append((f.name, kind, field(default=_default(f))))
+        # null for the env-tunable fields: the env's tuned value, else the library's.
+        default = None if f.name in ENV_TUNABLE_FIELDS else _default(f)
+        specs.append((f.name, kind, field(default=default)))
     cls = make_dataclass("TrainerConf", specs)
     cls.__doc__ = (
         "``trainer``: the PPO hyperparameters, generated from "
         ":class:`rl8.algorithms.RecurrentAlgorithmConfig` (the one declaration of "
-        "their names, defaults, meanings and units). ``null`` means the default. "
-        "``distribution_cls`` is a dotted path."
+        "their names, defaults, meanings and units). ``null`` means the default: "
+        "for the env-tunable fields, the env's ``hyperparameters``, else the "
+        "library's. ``distribution_cls`` is a dotted path."
     )
     return cls
 

@@ -72,6 +72,7 @@ naming the parameter, at construction and at every reset.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
@@ -92,6 +93,7 @@ __all__ = [
     "check_specs",
     "check_step_output",
     "close_env",
+    "env_hyperparameters",
     "make_env",
 ]
 
@@ -148,6 +150,11 @@ class Env:
     max_num_envs: ClassVar[int | None] = None
     #: Parameters read from ``env_config``, with defaults and valid bounds.
     params: ClassVar[dict[str, Param]] = {}
+    #: PPO hyperparameters tuned for this environment (RL-zoo style): any of
+    #: :data:`rl8.algorithms.config.ENV_TUNABLE_FIELDS` and ``lr``. A trainer
+    #: whose caller leaves such a field unset (``None``) uses the value here
+    #: instead of the library's default. Default: none.
+    hyperparameters: ClassVar[Mapping[str, Any]] = {}
 
     observation_spec: Spec
     action_spec: Spec
@@ -335,6 +342,15 @@ class EnvProtocolError(TypeError, ValueError):
 def _name(env_or_cls: Any) -> str:
     cls = env_or_cls if isinstance(env_or_cls, type) else type(env_or_cls)
     return getattr(cls, "__qualname__", repr(env_or_cls))
+
+
+def env_hyperparameters(env_cls: Any) -> Mapping[str, Any]:
+    """The :attr:`Env.hyperparameters` of an environment factory (a class, or a
+    ``functools.partial`` of one); empty for factories that carry none."""
+    while isinstance(env_cls, functools.partial):
+        env_cls = env_cls.func
+    tuned = getattr(env_cls, "hyperparameters", None)
+    return tuned if isinstance(tuned, Mapping) else {}
 
 
 def _accepts_config(env_cls: Any) -> bool:

@@ -180,7 +180,9 @@ def resume_config(cfg: DictConfig, stored_yaml: str, overrides: list[str]) -> Di
         for k, old_value, new_value in found:
             changes[k] = (old_value, new_value)
     if changes:
-        listed = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items())
+        listed = "; ".join(
+            f"{k}: {_shown(old)} -> {_shown(new)}" for k, (old, new) in changes.items()
+        )
         raise ConfigError(
             f"resume: the overrides change the config stored in the checkpoint ({listed}). "
             "A resumed run keeps its config; only stop.*, eval.every, checkpoint.*, "
@@ -193,6 +195,11 @@ def resume_config(cfg: DictConfig, stored_yaml: str, overrides: list[str]) -> Di
     stored.resume = cfg.resume
     OmegaConf.set_struct(stored, True)
     return stored
+
+
+def _shown(value: Any) -> str:
+    """A config value as the command line writes it (``null`` for None)."""
+    return "null" if value is None else repr(value)
 
 
 def _unredact(stored: DictConfig, cfg: DictConfig) -> None:
@@ -350,6 +357,13 @@ def run(
             trainer = built.train_config.build(tracker=None)
         except (ValueError, TypeError, ImportError) as e:
             raise core_error(e) from None
+        tuned = built.train_config.env_defaults(built.env_cls)
+        if tuned:
+            log.info(
+                "tuned for %s (its hyperparameters; trainer.* and optimizer.lr override them): %s",
+                type(trainer.algorithm.env).__name__,
+                ", ".join(f"{k}={v}" for k, v in tuned.items()),
+            )
         reporter = _reporter(cfg)
         record_env = _record_env(cfg, built, trainer) if cfg.record.at_end else None
         if ckpt is not None:

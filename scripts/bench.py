@@ -7,10 +7,11 @@ Two settings per ``num_envs``:
   value MLPs 4->256->256 (ReLU), 4 SGD iterations over the whole buffer as one
   minibatch, Adam lr 1e-3, fp32. Any speed-up here comes from how the work is
   done, not from doing less of it.
-* ``defaults``: what ``Trainer(CartPole)`` does out of the box (64 envs,
-  minibatches of 512, 10 passes), scaled to ``num_envs``: minibatches of
-  ``512 * num_envs / 64`` transitions, so an update takes as many optimizer
-  steps (40) at every size.
+* ``defaults``: the library's defaults, what ``Trainer(env_cls)`` does out of
+  the box for an env without tuned hyperparameters (64 envs, minibatches of
+  512, 10 passes; CartPole's own are lighter), scaled to ``num_envs``:
+  minibatches of ``512 * num_envs / 64`` transitions, so an update takes as
+  many optimizer steps (40) at every size.
 
 With ``--anchor-python`` the original rl8 1.0.0 harness
 (``../shared/anchors/bench_rl8.py``, run in its own venv) is measured in the
@@ -54,7 +55,10 @@ def measure(num_envs: int, horizon: int, setting: str, warmup: int, iters: int) 
     kwargs = (
         dict(EQUAL_WORK)
         if setting == "equal-work"
-        else {"sgd_minibatch_size": DEFAULTS.sgd_minibatch_size * num_envs // DEFAULTS.num_envs}
+        else {
+            "sgd_minibatch_size": DEFAULTS.sgd_minibatch_size * num_envs // DEFAULTS.num_envs,
+            "num_sgd_iters": DEFAULTS.num_sgd_iters,
+        }
     )
     trainer = Trainer(
         CartPole, num_envs=num_envs, horizon=horizon, device="cpu", **kwargs, tracker=None

@@ -9,6 +9,7 @@ import torch
 
 import rl8
 from rl8 import (
+    AlgorithmConfig,
     And,
     ContinuousDummyEnv,
     DiscreteDummyEnv,
@@ -511,3 +512,87 @@ def test_recurrent_trainer_steps_and_evals() -> None:
     stats = trainer.step()
     assert stats["env/steps"] == 128
     assert "eval/returns/mean" in trainer.eval()
+
+
+# -- per-environment defaults (Env.hyperparameters) ---------------------------------------
+
+
+class _TunedDummy(DiscreteDummyEnv):
+    hyperparameters = {"num_envs": 12, "horizon": 6, "gamma": 0.9, "lr": 3e-3}
+
+
+def _resolved(config) -> dict:
+    return {
+        "num_envs": config.num_envs,
+        "horizon": config.horizon,
+        "gamma": config.gamma,
+        "lr": config.optimizer_kwargs["lr"],
+    }
+
+
+def test_unset_fields_take_the_env_hyperparameters_on_every_construction_path() -> None:
+    import functools
+
+    tuned = {"num_envs": 12, "horizon": 6, "gamma": 0.9, "lr": 3e-3}
+    built = [
+        Trainer(_TunedDummy, tracker=None).algorithm,
+        Trainer(functools.partial(_TunedDummy), tracker=None).algorithm,
+        TrainConfig(_TunedDummy).build(tracker=None).algorithm,
+        TrainConfig(_TunedDummy, recurrent=True, seq_len=2).build(tracker=None).algorithm,
+        AlgorithmConfig().build(_TunedDummy),
+        Algorithm(_TunedDummy, config=AlgorithmConfig()),
+        Trainer(AlgorithmConfig().build(_TunedDummy), tracker=None).algorithm,
+    ]
+    for algorithm in built:
+        assert _resolved(algorithm.config) == tuned
+        assert algorithm.env.num_envs == 12
+        assert algorithm.buffer.num_transitions == 12 * 6
+        assert algorithm.optimizer.param_groups[0]["lr"] == 3e-3
+        assert algorithm.params["num_envs"] == 12  # what a tracker logs
+
+
+def test_fields_the_caller_sets_win_over_the_env_hyperparameters() -> None:
+    given = Trainer(
+        _TunedDummy, tracker=None, num_envs=8, gamma=None, optimizer_config={"lr": 1e-4}
+    )
+    assert _resolved(given.algorithm.config) == {
+        "num_envs": 8,  # given
+        "horizon": 6,  # the env's
+        "gamma": 0.9,  # None: unset, so the env's
+        "lr": 1e-4,  # given
+    }
+    legacy = TrainConfig(_TunedDummy, algorithm_config={"horizon": 4}).build(tracker=None)
+    assert (legacy.algorithm.config.num_envs, legacy.algorithm.config.horizon) == (12, 4)
+    # An env without hyperparameters of its own gets the library's defaults.
+    plain = Trainer(DiscreteDummyEnv, tracker=None).algorithm.config
+    defaults = AlgorithmConfig()
+    assert (plain.num_envs, plain.horizon, plain.gamma) == (64, 32, 0.99)
+    assert (defaults.num_envs, defaults.horizon, defaults.gamma) == (64, 32, 0.99)
+    assert plain.optimizer_kwargs["lr"] == 1e-3
+
+
+def test_cartpole_carries_its_tuned_hyperparameters() -> None:
+    from rl8.envs import CartPole, Pendulum
+
+    config = Trainer(CartPole, tracker=None).algorithm.config
+    assert (config.num_envs, config.horizon, config.sgd_minibatch_size) == (32, 64, 1024)
+    assert (config.num_sgd_iters, config.clip_param, config.optimizer_kwargs["lr"]) == (
+        5,
+        0.1,
+        8e-3,
+    )
+    assert Pendulum.hyperparameters == {}  # the library's defaults
+
+
+def test_an_env_hyperparameter_the_env_may_not_set_is_named() -> None:
+    class Bad(DiscreteDummyEnv):
+        hyperparameters = {"num_env": 8}
+
+    with pytest.raises(HyperparameterError, match=r"Bad.hyperparameters\['num_env'\].*num_envs"):
+        Trainer(Bad, tracker=None)
+    Bad.hyperparameters = {"vf_clip_param": 1.0}  # None means "off" there: not env-tunable
+    with pytest.raises(HyperparameterError, match="an environment may set num_envs"):
+        Trainer(Bad, tracker=None)
+    Bad.hyperparameters = {"num_envs": 0}  # checked like any given value
+    with pytest.raises(HyperparameterError, match="num_envs=0"):
+        Trainer(Bad, tracker=None)

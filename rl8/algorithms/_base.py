@@ -59,6 +59,7 @@ class AlgorithmBase:
     buffer: RolloutBuffer
 
     def __init__(self, env_cls: EnvFactory, config: AlgorithmConfig, policy_cls: type) -> None:
+        config = config.for_env(env_cls)  # unset fields: the env's tuned values
         self.config = config.validate()
         self.hparams = config  # the original's name for the same thing
         self.device = resolve_device(config.device)

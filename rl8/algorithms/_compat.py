@@ -57,8 +57,9 @@ def resolve_config(
     # A copy, so that changing the caller's config later changes nothing here.
     # Only the fields config_cls has (a subclass such as TrainConfig has more;
     # a feedforward config lacks the recurrent ones, which keep their defaults).
-    values = {name: getattr(config, name) for name in config_cls.fields() if hasattr(config, name)}
-    return config_cls(**values)
+    # Unset fields stay unset: the environment's hyperparameters may fill them.
+    given = config.given()
+    return config_cls(**{name: given[name] for name in config_cls.fields() if name in given})
 
 
 @overload

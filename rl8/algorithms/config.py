@@ -16,6 +16,14 @@ default. Features that are off by default (value clipping, dual clip, the KL
 stop, schedules) have ``None`` as their default, so there is no second
 meaning of ``None``.
 
+**Per-environment defaults.** An environment class may carry PPO
+hyperparameters tuned for it (:attr:`rl8.env.Env.hyperparameters`, e.g.
+:class:`~rl8.envs.CartPole`'s), as RL-zoo keeps one set per task. They may
+set the fields of :data:`ENV_TUNABLE_FIELDS` and ``lr``; a field the caller
+leaves unset (``None``) takes the environment's value when the algorithm is
+built, else the default written here. What was used is what the algorithm's
+``config`` holds (and what trainers log).
+
 Units: env steps are transitions summed over all sub-environments.
 :meth:`AlgorithmConfig.validate` raises :class:`HyperparameterError` naming
 the field.
@@ -27,7 +35,7 @@ import dataclasses
 import math
 import typing
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from ..errors import HyperparameterError, did_you_mean
 
@@ -43,6 +51,7 @@ else:  # torch is imported only when a config is built: composing the app's conf
     Device = Any
 
 __all__ = [
+    "ENV_TUNABLE_FIELDS",
     "AlgorithmConfig",
     "HyperparameterError",  # re-exported from rl8.errors
     "RecurrentAlgorithmConfig",
@@ -61,8 +70,33 @@ COMPONENT_FIELDS = (
     "device",
 )
 
-#: Learning rate used when ``optimizer_config`` has no ``lr``.
+#: Learning rate used when ``optimizer_config`` has no ``lr`` (and the env sets none).
 DEFAULT_LR = 1e-3
+
+#: Fields an environment's :attr:`~rl8.env.Env.hyperparameters` may set (with
+#: ``lr``): the sizes and step sizes RL-zoo tunes per task. Their declared
+#: default is ``None`` (unset); unset, they take the environment's value, else
+#: the library's default (the field's comment).
+ENV_TUNABLE_FIELDS = (
+    "num_envs",
+    "horizon",
+    "gamma",
+    "gae_lambda",
+    "clip_param",
+    "entropy_coeff",
+    "sgd_minibatch_size",
+    "num_sgd_iters",
+)
+
+_T = TypeVar("_T")
+_C = TypeVar("_C", bound="AlgorithmConfig")
+
+
+def _env_tunable(default: _T) -> _T:
+    """Declare a field of :data:`ENV_TUNABLE_FIELDS`: ``None`` in the signature
+    (so that unset can be told from set), ``default`` (the library's) in its
+    metadata, filled in by ``__post_init__``."""
+    return cast(_T, dataclasses.field(default=None, metadata={"default": default}))
 
 
 @dataclass(kw_only=True)
@@ -79,9 +113,9 @@ class AlgorithmConfig:
     distribution_cls: Any = None
     #: Sub-environments stepped together. Default 64 (raise it, with
     #: ``sgd_minibatch_size``, for GPUs and slow environments).
-    num_envs: int = 64
+    num_envs: int = _env_tunable(64)
     #: Steps per sub-environment per collect (one trainer step). Default 32.
-    horizon: int = 32
+    horizon: int = _env_tunable(32)
     #: Horizons between full env resets; ``-1`` (default) resets only before the first
     #: (the built-in envs restart finished sub-envs themselves).
     horizons_per_env_reset: int = -1
@@ -91,15 +125,15 @@ class AlgorithmConfig:
     #: argument set to ``None`` gets the optimizer's own default.
     optimizer_config: dict[str, Any] | None = None
     #: Discount factor in (0, 1]. Default 0.99.
-    gamma: float = 0.99
+    gamma: float = _env_tunable(0.99)
     #: GAE lambda in [0, 1]. Default 0.95.
-    gae_lambda: float = 0.95
+    gae_lambda: float = _env_tunable(0.95)
     #: Normalize advantages over the whole buffer (mean 0, std 1). Default true.
     normalize_advantages: bool = True
     #: Scale rewards by a running std of discounted returns. Default true.
     normalize_rewards: bool = True
     #: PPO policy-ratio clip, > 0. Default 0.2.
-    clip_param: float = 0.2
+    clip_param: float = _env_tunable(0.2)
     #: Value clip: new values stay within this distance of the collected ones
     #: (PPO2 style). Default ``None``: off (as Stable-Baselines3's ``clip_range_vf``).
     vf_clip_param: float | None = None
@@ -108,7 +142,7 @@ class AlgorithmConfig:
     #: Value loss weight, >= 0. Default 0.5.
     vf_coeff: float = 0.5
     #: Entropy bonus weight, >= 0. Default 0.0.
-    entropy_coeff: float = 0.0
+    entropy_coeff: float = _env_tunable(0.0)
     #: Entropy weight schedule ``[[env_steps, coeff], ...]`` (replaces ``entropy_coeff``).
     #: Default ``None``: constant ``entropy_coeff``.
     entropy_coeff_schedule: list[tuple[int, float]] | None = None
@@ -116,9 +150,9 @@ class AlgorithmConfig:
     entropy_coeff_schedule_kind: Literal["step", "interp"] = "step"
     #: Transitions per SGD minibatch, capped at the buffer (``num_envs * horizon``):
     #: a value at least the buffer's size means one minibatch. Default 512.
-    sgd_minibatch_size: int = 512
+    sgd_minibatch_size: int = _env_tunable(512)
     #: Passes over the buffer per update. Default 10.
-    num_sgd_iters: int = 10
+    num_sgd_iters: int = _env_tunable(10)
     #: Shuffle transitions between minibatches. Default true.
     shuffle_minibatches: bool = True
     #: One optimizer step per pass (gradients summed over its minibatches)
@@ -144,9 +178,14 @@ class AlgorithmConfig:
     device: Device = "auto"
 
     def __post_init__(self) -> None:
+        unset = []
         for f in dataclasses.fields(self):
             if getattr(self, f.name) is None:
                 setattr(self, f.name, _default(f))
+                if f.name in ENV_TUNABLE_FIELDS:
+                    unset.append(f.name)
+        #: The :data:`ENV_TUNABLE_FIELDS` the caller left unset (see :meth:`env_defaults`).
+        self.unset_fields: frozenset[str] = frozenset(unset)
         if self.optimizer_cls is None:
             import torch
 
@@ -169,6 +208,53 @@ class AlgorithmConfig:
             if name not in known:
                 raise TypeError(f"{cls.__name__} has no field {name!r}{did_you_mean(name, known)}.")
         return cls(**kwargs)
+
+    def given(self) -> dict[str, Any]:
+        """The fields as keyword arguments that rebuild this config: unset
+        :data:`ENV_TUNABLE_FIELDS` stay ``None``."""
+        return {
+            name: None if name in self.unset_fields else getattr(self, name)
+            for name in self.fields()
+        }
+
+    def env_defaults(self, env_cls: EnvFactory) -> dict[str, Any]:
+        """What :meth:`for_env` takes from ``env_cls``'s
+        :attr:`~rl8.env.Env.hyperparameters`: the values of the unset
+        :data:`ENV_TUNABLE_FIELDS`, and ``lr`` when ``optimizer_config`` has none.
+
+        Raises:
+            HyperparameterError: the environment names a field it may not set.
+        """
+        from ..env import env_hyperparameters
+
+        tuned = env_hyperparameters(env_cls)
+        allowed = (*ENV_TUNABLE_FIELDS, "lr")
+        for name in tuned:
+            if name not in allowed:
+                raise HyperparameterError(
+                    f"{getattr(env_cls, '__name__', 'env')}.hyperparameters[{name!r}]",
+                    tuned[name],
+                    f"an environment may set {', '.join(allowed)}{did_you_mean(name, allowed)}",
+                )
+        taken = {k: v for k, v in tuned.items() if k in self.unset_fields}
+        if "lr" in tuned and (self.optimizer_config or {}).get("lr") is None:
+            taken["lr"] = tuned["lr"]
+        return taken
+
+    def for_env(self: _C, env_cls: EnvFactory) -> _C:
+        """This config with :meth:`env_defaults` filled in (``self`` when there are none).
+
+        Raises:
+            HyperparameterError: the environment names a field it may not set.
+        """
+        taken = self.env_defaults(env_cls)
+        if not taken:
+            return self
+        values = self.given()
+        if "lr" in taken:
+            values["optimizer_config"] = {**(self.optimizer_config or {}), "lr": taken.pop("lr")}
+        values.update(taken)
+        return type(self)(**values)
 
     def build(self, env_cls: EnvFactory) -> Algorithm:
         """Build and validate the :class:`~rl8.algorithms.Algorithm` of this
@@ -337,6 +423,8 @@ def resolve_device(device: Device) -> torch.device:
 
 
 def _default(f: dataclasses.Field) -> Any:
+    if "default" in f.metadata:  # an env-tunable field (declared None)
+        return f.metadata["default"]
     if f.default is not dataclasses.MISSING:
         return f.default
     if f.default_factory is not dataclasses.MISSING:

@@ -32,8 +32,8 @@ class GenericTrainerBase(Generic[_Algorithm]):
 
     Args:
         algorithm: The PPO algorithm to train.
-        tracker: Where hyperparameters (once) and stats (one batched call per
-            step or eval) are logged. ``"auto"`` (default): a new MLflow run of
+        tracker: Where hyperparameters (once) and stats (batched, sent about
+            once a second) are logged. ``"auto"`` (default): a new MLflow run of
             this trainer's own on MLflow's default store (``MLFLOW_TRACKING_URI``,
             else ``sqlite:///mlflow.db`` in the working directory), named
             ``<Env>-<Model>-<random suffix>``; it is ended by :meth:`close`, or

@@ -79,6 +79,8 @@ class TrainConfig(RecurrentAlgorithmConfig):
             if getattr(self, name) not in (getattr(defaults, name), value):
                 raise TypeError(f"{name} is set both as a field and in algorithm_config.")
             setattr(self, name, value)
+            if value is not None:
+                self.unset_fields = self.unset_fields - {name}
 
     def validate(self) -> TrainConfig:
         """Check every field (the trainer's own checks, run before anything is built).
@@ -103,9 +105,11 @@ class TrainConfig(RecurrentAlgorithmConfig):
         return self
 
     def algorithm_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of the trainer's algorithm (every hyperparameter)."""
+        """The keyword arguments of the trainer's algorithm (every hyperparameter;
+        ``None`` for those left to the environment or the library default)."""
         cls = RecurrentAlgorithmConfig if self.recurrent else AlgorithmConfig
-        return {name: getattr(self, name) for name in cls.fields()}
+        given = self.given()
+        return {name: given[name] for name in cls.fields()}
 
     def build(  # type: ignore[override]  # not AlgorithmConfig.build(env_cls)
         self, *, tracker: TrackerArg = AUTO
