@@ -133,7 +133,14 @@ def validate(cfg: DictConfig) -> None:
         cfg.checkpoint.every >= 0,
         "checkpoint.every",
         cfg.checkpoint.every,
-        "must be >= 0 (0: only at the end)",
+        "must be >= 0 (0: no step rule)",
+    )
+    every_s = cfg.checkpoint.every_s
+    _check(
+        math.isfinite(every_s) and every_s >= 0,
+        "checkpoint.every_s",
+        every_s,
+        "must be a finite number >= 0 (0: no time rule)",
     )
     log_every_s = cfg.progress.log_every_s
     _check(

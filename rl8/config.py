@@ -166,9 +166,12 @@ class EvalConf:
 
 @dataclass
 class CheckpointConf:
-    """``checkpoint``: write ``checkpoint.pt`` every ``every`` steps (0: only at the end)."""
+    """``checkpoint``: write ``checkpoint.pt`` once ``every_s`` wall seconds
+    passed since the last one, or every ``every`` trainer steps, and at the end
+    (0 turns a rule off; with both off, only at the end)."""
 
-    every: int = 10
+    every: int = 0
+    every_s: float = 60.0
 
 
 @dataclass

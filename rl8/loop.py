@@ -338,6 +338,8 @@ class Loop:
             log_every_s=cfg.progress.log_every_s,
         )
         every_eval, every_ckpt = cfg.eval.every, cfg.checkpoint.every
+        every_ckpt_s = cfg.checkpoint.every_s
+        saved_at = time.perf_counter()
         log.info(
             "%s %s; checkpoint: %s",
             f"resuming at step {self.steps}:" if self.steps else "training",
@@ -361,8 +363,11 @@ class Loop:
                     self.stats,
                     self.last_eval if evaluated else None,
                 )
-                if every_ckpt > 0 and self.steps % every_ckpt == 0:
+                if (every_ckpt > 0 and self.steps % every_ckpt == 0) or (
+                    every_ckpt_s > 0 and time.perf_counter() - saved_at >= every_ckpt_s
+                ):
                     self.save()
+                    saved_at = time.perf_counter()
                 if signals.received is not None:
                     raise Interrupted(signals.received)
                 # Stateful conditions (Plateaus, ...) see each evaluation once.

@@ -8,7 +8,7 @@ trainer and its MLflow run (here), then loop (:mod:`rl8.loop`)::
     stats = trainer.step(env_config=...)       # the trainer logs its stats to MLflow
     schedule.update(stats, env_steps)          # + schedule metrics, same batched call
     every eval.every steps: trainer.eval(...)  # + report to an Optuna trial
-    every checkpoint.every steps: checkpoint   # <job dir>/checkpoint.pt, atomic
+    every checkpoint.every_s seconds (or .every steps): checkpoint   # <job dir>/checkpoint.pt, atomic
     until a stop rule holds
 
 and return the objective (``objective``, default the last evaluation's

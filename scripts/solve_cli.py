@@ -77,15 +77,15 @@ def main() -> None:
         secs, steps = run_rl8(seed, args.overrides)
         if secs is not None:
             times["rl8"].append(secs)
-            print(f"rl8 seed {seed}: {secs:6.1f} s  {steps:>10,} env steps", flush=True)
+            print(f"rl8 seed {seed}: {secs:6.2f} s  {steps:>10,} env steps", flush=True)
         if args.sb3_python:
             secs, steps = run_sb3(args.sb3_python, args.anchors, seed)
             if secs is not None:
                 times["sb3"].append(secs)
-                print(f"sb3 seed {seed}: {secs:6.1f} s  {steps:>10,} env steps", flush=True)
+                print(f"sb3 seed {seed}: {secs:6.2f} s  {steps:>10,} env steps", flush=True)
     for name, values in times.items():
         if values:
-            print(f"{name}: median {statistics.median(values):.1f} s over {len(values)} solved")
+            print(f"{name}: median {statistics.median(values):.2f} s over {len(values)} solved")
     if times["rl8"] and times["sb3"]:
         ratio = statistics.median(times["sb3"]) / statistics.median(times["rl8"])
         print(f"SB3 / rl8 (medians): {ratio:.1f}x")
