@@ -44,10 +44,13 @@ def discounted_return_scale(
         ``(scale, running)``: a 0-dim tensor (>= 1e-8) and the updated ``[N]``.
     """
     returns = torch.empty_like(rewards)
+    # Column views taken once (unbind), one fused multiply-add per step: the loop
+    # over T costs 3 small kernels per step instead of 7 dispatches.
+    out, r, nt = returns.unbind(1), rewards.unbind(1), nonterminal.unbind(1)
     for t in range(rewards.shape[1]):
-        running = gamma * running + rewards[:, t]
-        returns[:, t] = running
-        running = running * nonterminal[:, t]
+        running = torch.add(r[t], running, alpha=gamma)
+        out[t].copy_(running)
+        running = running * nt[t]
     return returns.std().clamp_min(1e-8), running
 
 
@@ -95,11 +98,13 @@ def gae(
     deltas = rewards + gamma * next_values - values[:, :-1]
     advantages = torch.empty_like(rewards)
     last = torch.zeros_like(rewards[:, 0])
+    out, d = advantages.unbind(1), deltas.unbind(1)
+    c = continues.unbind(1) if continues is not None else None
     for t in reversed(range(rewards.shape[1])):
-        if continues is not None:
-            last = last * continues[:, t]
-        last = deltas[:, t] + gamma * gae_lambda * last
-        advantages[:, t] = last
+        if c is not None:
+            last = last * c[t]
+        last = torch.add(d[t], last, alpha=gamma * gae_lambda)
+        out[t].copy_(last)
     return advantages, advantages + values[:, :-1]
 
 
