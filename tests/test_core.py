@@ -596,3 +596,21 @@ def test_an_env_hyperparameter_the_env_may_not_set_is_named() -> None:
     Bad.hyperparameters = {"num_envs": 0}  # checked like any given value
     with pytest.raises(HyperparameterError, match="num_envs=0"):
         Trainer(Bad, tracker=None)
+
+
+def test_the_mlp_tanh_matches_torch_tanh_in_value_and_gradient() -> None:
+    from rl8.models._layers import Tanh
+
+    torch.manual_seed(0)
+    for shape in [(1024, 64), (8, 64)]:  # the sigmoid route, and torch.tanh's
+        x = torch.randn(*shape, requires_grad=True)
+        ref = x.detach().clone().requires_grad_()
+        y, y_ref = Tanh()(x), torch.tanh(ref)
+        grad = torch.randn(*shape)
+        y.backward(grad)
+        y_ref.backward(grad)
+        torch.testing.assert_close(y, y_ref, rtol=0, atol=3e-7)
+        torch.testing.assert_close(x.grad, ref.grad, rtol=0, atol=2e-6)
+    with torch.no_grad():  # inference (and export) use torch.tanh itself
+        x = torch.randn(1024, 64)
+        assert torch.equal(Tanh()(x), torch.tanh(x))

@@ -125,16 +125,18 @@ class CartPole(Env):
         self._masspole = p["masspole"]
         self._length = p["length"]
         self._force_mag = p["force_mag"]
+        self._neg_force_mag = -p["force_mag"]
         self._total_mass = p["masscart"] + p["masspole"]
         self._polemass_length = p["masspole"] * p["length"]
         self._tau = p["tau"].unsqueeze(-1)
+        #: |x| and |theta| bounds, for the failure check of the state's columns 0 and 2.
+        self._bounds = torch.tensor([self.x_threshold, self.theta_threshold], device=self.device)
         limit = p["max_episode_steps"].round().to(torch.int64)
         self._limit = torch.where(limit > 0, limit, torch.iinfo(torch.int64).max)
 
     def _sample_init(self) -> torch.Tensor:
         b = self.reset_bound
-        u = torch.rand(self.num_envs, 4, device=self.device)
-        return u.mul_(2 * b).sub_(b)
+        return torch.empty(self.num_envs, 4, device=self.device).uniform_(-b, b)
 
     def _reset_state(self) -> None:
         self.state = self._sample_init()
@@ -164,7 +166,10 @@ class CartPole(Env):
         """
         state = self.state
         _x, x_dot, theta, theta_dot = state.unbind(-1)
-        force = (action.reshape(self.num_envs).to(state.dtype) * 2.0 - 1.0) * self._force_mag
+        # Action 1 pushes right with force_mag newtons, 0 left.
+        force = torch.where(
+            action.reshape(self.num_envs) == 1, self._force_mag, self._neg_force_mag
+        )
         costheta = torch.cos(theta)
         sintheta = torch.sin(theta)
         temp = (force + self._polemass_length * theta_dot * theta_dot * sintheta) / self._total_mass
@@ -175,9 +180,8 @@ class CartPole(Env):
         # Explicit Euler: [x, x_dot, theta, theta_dot] += tau * [x_dot, xacc, theta_dot, thetaacc]
         new_state = torch.stack((x_dot, xacc, theta_dot, thetaacc), dim=-1).mul_(self._tau)
         new_state.add_(state)
-        ok = (new_state[:, 0].abs() <= self.x_threshold) & (
-            new_state[:, 2].abs() <= self.theta_threshold
-        )  # NaN states count as failed
+        # |x| and |theta| within bounds; NaN states count as failed.
+        ok = (new_state[:, ::2].abs() <= self._bounds).all(-1)
         steps = self.episode_steps + 1
         self.fell = ~ok
         truncated = steps >= self._limit

@@ -11,11 +11,46 @@ from torch import nn
 
 from ..errors import HyperparameterError
 
+#: Elements from which :class:`Tanh` takes the sigmoid route (below, torch.tanh is faster).
+_SIGMOID_TANH_MIN_NUMEL = 16384
+
+
+class _SigmoidTanh(torch.autograd.Function):
+    """``tanh(x) = 2 sigmoid(2x) - 1``, with tanh's own backward."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        y = torch.sigmoid(x * 2.0).mul_(2.0).sub_(1.0)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(grad, y)
+
+
+class Tanh(nn.Tanh):
+    """:class:`torch.nn.Tanh`, computed as ``2 sigmoid(2x) - 1`` for large CPU
+    tensors that need a gradient (the update's minibatches).
+
+    torch's CPU tanh kernel takes ~70 us for a 1024 x 64 float tensor on 2
+    cores, its sigmoid ~9 us: this route makes a default update ~4 % faster.
+    The results differ from ``torch.tanh`` by at most ~2e-7 (absolute).
+    Inference, export and small batches use ``torch.tanh``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.requires_grad and x.device.type == "cpu" and x.numel() >= _SIGMOID_TANH_MIN_NUMEL:
+            return _SigmoidTanh.apply(x)  # type: ignore[no-any-return]
+        return torch.tanh(x)
+
+
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     # In place: the preceding Linear's backward needs its input, not its
     # output, so overwriting saves one activation-sized allocation and pass.
     "relu": lambda: nn.ReLU(inplace=True),
-    "tanh": nn.Tanh,
+    "tanh": Tanh,
     "elu": nn.ELU,
     "gelu": nn.GELU,
     "silu": nn.SiLU,
