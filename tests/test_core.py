@@ -585,11 +585,15 @@ def test_cartpole_carries_its_tuned_hyperparameters() -> None:
 
 
 def test_an_env_hyperparameter_the_env_may_not_set_is_named() -> None:
+    import functools
+
     class Bad(DiscreteDummyEnv):
         hyperparameters = {"num_env": 8}
 
     with pytest.raises(HyperparameterError, match=r"Bad.hyperparameters\['num_env'\].*num_envs"):
         Trainer(Bad, tracker=None)
+    with pytest.raises(HyperparameterError, match=r"Bad.hyperparameters\['num_env'\]"):
+        Trainer(functools.partial(Bad), tracker=None)  # named through the partial too
     Bad.hyperparameters = {"vf_clip_param": 1.0}  # None means "off" there: not env-tunable
     with pytest.raises(HyperparameterError, match="an environment may set num_envs"):
         Trainer(Bad, tracker=None)

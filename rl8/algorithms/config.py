@@ -32,6 +32,7 @@ the field.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import typing
 from dataclasses import dataclass
@@ -229,10 +230,11 @@ class AlgorithmConfig:
 
         tuned = env_hyperparameters(env_cls)
         allowed = (*ENV_TUNABLE_FIELDS, "lr")
+        cls = env_cls.func if isinstance(env_cls, functools.partial) else env_cls
         for name in tuned:
             if name not in allowed:
                 raise HyperparameterError(
-                    f"{getattr(env_cls, '__name__', 'env')}.hyperparameters[{name!r}]",
+                    f"{getattr(cls, '__name__', 'env')}.hyperparameters[{name!r}]",
                     tuned[name],
                     f"an environment may set {', '.join(allowed)}{did_you_mean(name, allowed)}",
                 )
