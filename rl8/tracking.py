@@ -20,8 +20,9 @@ Metrics are buffered and sent with one request at most every
 ``flush_every_s`` seconds (default 1; checked when metrics are logged) and on
 :meth:`MlflowTracker.flush`, :meth:`MlflowTracker.wait` and
 :meth:`MlflowTracker.close`: a write costs the worker ~6 ms of CPU however
-many steps it holds, and on a busy machine that CPU is taken from training. A failed write is raised as
-:class:`~rl8.errors.TrackingError` by the next flush, wait or close.
+many steps it holds, and on a busy machine that CPU is taken from training.
+A failed write is raised as :class:`~rl8.errors.TrackingError` by the next
+flush, wait or close.
 
 A run that is still open when the interpreter exits is ended then (see
 :meth:`MlflowTracker.close`): ``FINISHED`` after a normal exit, ``KILLED``
