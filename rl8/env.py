@@ -93,6 +93,7 @@ __all__ = [
     "check_specs",
     "check_step_output",
     "close_env",
+    "env_class",
     "env_hyperparameters",
     "make_env",
 ]
@@ -344,12 +345,18 @@ def _name(env_or_cls: Any) -> str:
     return getattr(cls, "__qualname__", repr(env_or_cls))
 
 
+def env_class(env_cls: Any) -> Any:
+    """The callable behind an environment factory: ``env_cls`` itself, or the
+    class a (nested) ``functools.partial`` wraps."""
+    while isinstance(env_cls, functools.partial):
+        env_cls = env_cls.func
+    return env_cls
+
+
 def env_hyperparameters(env_cls: Any) -> Mapping[str, Any]:
     """The :attr:`Env.hyperparameters` of an environment factory (a class, or a
     ``functools.partial`` of one); empty for factories that carry none."""
-    while isinstance(env_cls, functools.partial):
-        env_cls = env_cls.func
-    tuned = getattr(env_cls, "hyperparameters", None)
+    tuned = getattr(env_class(env_cls), "hyperparameters", None)
     return tuned if isinstance(tuned, Mapping) else {}
 
 

@@ -32,7 +32,6 @@ the field.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import typing
 from dataclasses import dataclass
@@ -226,15 +225,14 @@ class AlgorithmConfig:
         Raises:
             HyperparameterError: the environment names a field it may not set.
         """
-        from ..env import env_hyperparameters
+        from ..env import env_class, env_hyperparameters
 
         tuned = env_hyperparameters(env_cls)
         allowed = (*ENV_TUNABLE_FIELDS, "lr")
-        cls = env_cls.func if isinstance(env_cls, functools.partial) else env_cls
         for name in tuned:
             if name not in allowed:
                 raise HyperparameterError(
-                    f"{getattr(cls, '__name__', 'env')}.hyperparameters[{name!r}]",
+                    f"{getattr(env_class(env_cls), '__name__', 'env')}.hyperparameters[{name!r}]",
                     tuned[name],
                     f"an environment may set {', '.join(allowed)}{did_you_mean(name, allowed)}",
                 )
