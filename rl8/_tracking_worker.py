@@ -109,12 +109,13 @@ class _Worker:
         from rl8.tracking import build_sqlite_store, new_local_store, schema_file
 
         uri = msg.get("tracking_uri") or mlflow.get_tracking_uri()
-        if new_local_store(uri) is None:
+        store = new_local_store(uri)
+        if store is None:
             client, _ = self.client(uri)
             client.search_experiments(max_results=1)
         elif uri not in self.schemas:
             # Recorded before it is written: a worker told to stop removes it.
-            self.schemas[uri] = schema = schema_file(uri)
+            self.schemas[uri] = schema = schema_file(store)
             if build_sqlite_store(uri, schema) is None:
                 del self.schemas[uri]
 

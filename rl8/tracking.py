@@ -456,12 +456,10 @@ def new_local_store(tracking_uri: str) -> Path | None:
     return None if path.exists() or not path.parent.is_dir() else path
 
 
-def schema_file(tracking_uri: str) -> Path:
-    """A new temporary file name beside the local SQLite store ``tracking_uri``."""
-    import sqlalchemy
-
-    path = Path(str(sqlalchemy.engine.make_url(tracking_uri).database))
-    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+def schema_file(store: Path) -> Path:
+    """A new temporary file name beside the local SQLite store file ``store``
+    (from :func:`new_local_store`)."""
+    return store.with_name(f".{store.name}.{secrets.token_hex(4)}.tmp")
 
 
 def build_sqlite_store(tracking_uri: str, tmp: Path | None = None) -> Path | None:
@@ -488,7 +486,7 @@ def build_sqlite_store(tracking_uri: str, tmp: Path | None = None) -> Path | Non
     except ImportError:
         return None
     url = sqlalchemy.engine.make_url(tracking_uri)
-    tmp = tmp or schema_file(tracking_uri)
+    tmp = tmp or schema_file(path)
     engine = sqlalchemy.create_engine(url.set(database=str(tmp)))
 
     @sqlalchemy.event.listens_for(engine, "connect")
