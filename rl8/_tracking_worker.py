@@ -7,7 +7,7 @@ in the training process, and the writes overlap training on another core.
 
 Requests (one JSON object per line; ``id`` only where a reply is wanted)::
 
-    {"op": "prepare", "tracking_uri": ..., "cwd": ..., "env": {...}}   # warm up, no reply
+    {"op": "prepare", "id": 1, "tracking_uri": ..., "cwd": ..., "env": {...}}   # warm up
     {"op": "start", "id": 1, "run": 7, "tracking_uri": ..., "experiment_name": ...,
      "run_id": ..., "run_name": ..., "tags": {...}, "parent_run_id": ..., "cwd": ..., "env": ...}
     {"op": "params", "run": 7, "params": [[key, value], ...]}
@@ -17,7 +17,9 @@ Requests (one JSON object per line; ``id`` only where a reply is wanted)::
     {"op": "sync", "id": 2, "run": 7}                  # reply once all before it are written
     {"op": "close", "id": 3, "run": 7, "status": "FINISHED"}
 
-Replies: ``{"id": 1, "run_id": ..., "experiment_id": ..., "tracking_uri": ...}``,
+Replies: ``{"id": 1, "tracking_uri": ..., "new_local_store": ...}`` to "prepare" (sent
+once MLflow is imported, before the store is opened), ``{"id": 1, "run_id": ...,
+"experiment_id": ..., "tracking_uri": ...}`` to "start",
 ``{"id": 2}``, or ``{"id": N, "error": "..."}``; a failed write with no
 request waiting is reported at once as ``{"run": 7, "error": "..."}``, and
 the run's later writes are skipped. Requests are handled in order.
@@ -100,15 +102,25 @@ class _Worker:
             self.clients[key] = open_client(uri, schema=self.schemas.pop(uri, None))
         return self.clients[key], uri
 
-    def prepare(self, msg: dict[str, Any]) -> None:
-        """Import MLflow and open the store. A new local store is only built
-        beside its place, and moved there when a run starts: a config error
-        found meanwhile leaves no store behind."""
+    def resolve(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Import MLflow and resolve the store "prepare" names: its URI, and
+        whether it is a new local SQLite store in a directory this process may
+        write (no run can be refused there, short of a full disk)."""
         self._context(msg)
         mlflow = _import_mlflow()
-        from rl8.tracking import build_sqlite_store, new_local_store, schema_file
+        from rl8.tracking import new_local_store
 
         uri = msg.get("tracking_uri") or mlflow.get_tracking_uri()
+        store = new_local_store(uri)
+        new = store is not None and os.access(store.parent, os.W_OK | os.X_OK)
+        return {"tracking_uri": uri, "new_local_store": new}
+
+    def prepare(self, uri: str) -> None:
+        """Open the store at ``uri``. A new local store is only built beside its
+        place, and moved there when a run starts: a config error found
+        meanwhile leaves no store behind."""
+        from rl8.tracking import build_sqlite_store, new_local_store, schema_file
+
         store = new_local_store(uri)
         if store is None:
             client, _ = self.client(uri)
@@ -164,8 +176,16 @@ class _Worker:
     def handle(self, msg: dict[str, Any]) -> None:
         op, key, rid = msg["op"], msg.get("run"), msg.get("id")
         if op == "prepare":
+            try:
+                info = self.resolve(msg)
+            except Exception as e:
+                info = {"error": _first_line(e)}
+            if rid is not None:
+                self.reply({"id": rid, **info})
+            if "error" in info:
+                return
             with contextlib.suppress(Exception):  # a warm-up only: "start" reports errors
-                self.prepare(msg)
+                self.prepare(info["tracking_uri"])
             return
         if op == "start":
             try:

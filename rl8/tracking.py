@@ -59,6 +59,7 @@ __all__ = [
     "TrackerArg",
     "flatten",
     "prepare",
+    "prepared_new_store",
     "resolve_tracker",
     "unique_run_name",
 ]
@@ -163,6 +164,8 @@ class _WorkerProcess:
 
 _worker_lock = threading.Lock()
 _worker: _WorkerProcess | None = None
+#: The worker's answers to :func:`prepare`, by (tracking URI argument, cwd).
+_prepared: dict[tuple[str | None, str], concurrent.futures.Future[dict[str, Any]]] = {}
 _run_keys = itertools.count(1)
 
 
@@ -171,6 +174,7 @@ def _forget_parent_trackers() -> None:
     global _worker
     _worker = None
     _OPEN.clear()
+    _prepared.clear()
 
 
 if hasattr(os, "register_at_fork"):  # POSIX
@@ -205,7 +209,27 @@ def prepare(tracking_uri: str | None = None) -> None:
     the store at ``tracking_uri`` (``None``: MLflow's default), while this
     process goes on (``python -m rl8.train`` calls it before importing torch).
     Creates nothing: a new local store is created with the first run."""
-    _process_worker().send({"op": "prepare", "tracking_uri": _uri(tracking_uri), **_context()})
+    uri = _uri(tracking_uri)
+    _prepared[(uri, os.getcwd())] = _process_worker().request(
+        {"op": "prepare", "tracking_uri": uri, **_context()}
+    )
+
+
+def prepared_new_store(tracking_uri: str | None = None) -> str | None:
+    """The URI of the store :func:`prepare` was called for (in this cwd) if it
+    is a new local SQLite store in a writable directory, else ``None`` (also
+    when :func:`prepare` was not called). Waits for the worker to import MLflow.
+
+    No run can be refused in such a store, short of a full disk: a caller
+    creating a run there (not reopening one, not a child run) may go on without
+    waiting for it (the store's schema takes ~1 s to build). A failure is then
+    raised by the tracker's next flush, wait or close.
+    """
+    fut = _prepared.get((_uri(tracking_uri), os.getcwd()))
+    if fut is None:
+        return None
+    reply = fut.result()
+    return str(reply["tracking_uri"]) if reply.get("new_local_store") else None
 
 
 class MlflowTracker:
@@ -227,7 +251,8 @@ class MlflowTracker:
     The run is created by the worker process while the caller goes on; a
     store that cannot be opened is raised as :class:`~rl8.errors.TrackingError`
     by the first call that needs the run (:meth:`ready`, :attr:`run_id`,
-    :meth:`wait`, :meth:`close`) or by a flush after the failure was reported.
+    :meth:`wait`, :meth:`close`) or by any logging call or flush made after
+    the failure was reported.
     """
 
     def __init__(
@@ -314,6 +339,11 @@ class MlflowTracker:
         self._worker.send({"op": op, "run": self._key, **fields})
 
     def _raise_failed_write(self) -> None:
+        if self._started.done() and self._started.result().get("error"):
+            try:
+                self._info()
+            except TrackingError as e:
+                raise TrackingError(f"the MLflow run could not be created: {e}") from None
         error = self._worker.errors.get(self._key)
         if error is not None:
             raise TrackingError(error)

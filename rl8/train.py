@@ -250,7 +250,7 @@ def _open_tracker(cfg: DictConfig, job: Job, run_id: str | None) -> Any:
     """One MLflow run for this job (``run_id``: continue that run)."""
     if not cfg.mlflow.enabled:
         return None
-    from .tracking import MlflowTracker
+    from .tracking import MlflowTracker, prepared_new_store
 
     tags: dict[str, Any] = {"rl8.output_dir": str(job.output_dir.resolve())}
     if job.overrides:
@@ -280,7 +280,13 @@ def _open_tracker(cfg: DictConfig, job: Job, run_id: str | None) -> Any:
     try:
         # MLflow's default (MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the cwd), made
         # absolute, so the checkpoint's config finds the same store when resumed elsewhere.
-        cfg.mlflow.tracking_uri = tracker.tracking_uri
+        # A new run in a new local store is created while training starts (its schema
+        # takes ~1 s); elsewhere the run is waited for, so that a store that cannot be
+        # opened, or a run not found, fails before the first step.
+        new_store = None
+        if run_id is None and cfg.mlflow.parent_run_id is None:
+            new_store = prepared_new_store(cfg.mlflow.tracking_uri)
+        cfg.mlflow.tracking_uri = new_store or tracker.tracking_uri
     except TrackingError as e:
         what = f"MLflow run {run_id!r} of the checkpoint" if run_id else "an MLflow run"
         raise TrackingError(

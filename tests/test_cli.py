@@ -321,6 +321,14 @@ def test_default_run_is_a_quick_cartpole_training(tmp_path) -> None:
     assert "stop.metric episodes/return_mean=" in proc.stdout + proc.stderr
     assert 50_000 <= ckpt["trainer"]["trainer"]["env/steps"] < 2_000_000
     assert torch.isfinite(torch.tensor(ckpt["loop"]["last_eval"]["eval/returns/mean"]))
+    # The new store's run was created while training started; the checkpoint names
+    # the store by its absolute URI, and the run holds every step's metrics.
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert f"tracking_uri: {uri}\n" in ckpt["config"]
+    [run] = _runs(uri, "rl8")
+    assert run.info.run_id == ckpt["mlflow_run_id"] and run.info.status == "FINISHED"
+    steps = MlflowClient(tracking_uri=uri).get_metric_history(run.info.run_id, "env/steps")
+    assert len(steps) == ckpt["trainer"]["trainer"]["algorithm/steps"]
     print(f"default run: {wall:.1f} s wall")  # a figure, not an assertion
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from rl8 import DiscreteDummyEnv, RecurrentTrainer, TrainConfig, Trainer
 from rl8.errors import TrackingError
-from rl8.tracking import AUTO, MlflowTracker
+from rl8.tracking import AUTO, MlflowTracker, prepare, prepared_new_store
 
 SMALL = {"num_envs": 8, "horizon": 4}
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -254,6 +254,32 @@ def test_a_store_that_cannot_be_opened_fails_where_the_run_is_needed() -> None:
     tracker.close()  # no run to end: nothing happens
     with pytest.raises(TrackingError, match="nosuchscheme"):
         MlflowTracker(tracking_uri="nosuchscheme://nowhere").close()
+
+
+def test_prepare_tells_a_new_local_store_from_others(
+    store_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The app creates a new run in a new local store without waiting for it.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    prepare()
+    assert prepared_new_store() == f"sqlite:///{tmp_path / 'mlflow.db'}"  # MLflow's default
+    prepare(store_uri)
+    assert prepared_new_store(store_uri) is None  # exists
+    missing_dir = f"sqlite:///{tmp_path / 'no_dir' / 'mlflow.db'}"
+    prepare(missing_dir)
+    assert prepared_new_store(missing_dir) is None  # cannot be created: the run is waited for
+    assert prepared_new_store("sqlite:///never_prepared.db") is None
+
+
+def test_a_run_that_cannot_be_created_fails_the_next_logging_call() -> None:
+    tracker = MlflowTracker(tracking_uri="nosuchscheme://nowhere", flush_every_s=0)
+    deadline = time.monotonic() + 120
+    with pytest.raises(TrackingError, match=r"could not be created: .*nosuchscheme"):
+        while time.monotonic() < deadline:  # until the worker has answered
+            tracker.log_metrics({"a": 1.0}, step=0)
+            time.sleep(0.05)
+    tracker.close()  # no run to end: nothing happens
 
 
 def test_a_config_error_leaves_no_mlflow_store_behind(tmp_path: Path) -> None:
