@@ -148,7 +148,7 @@ def test_app_defaults_are_the_library_defaults(compose, model) -> None:
     from rl8.env import env_hyperparameters
 
     tuned = env_hyperparameters(built.env_cls)
-    assert tuned["num_envs"] == 32
+    assert tuned["horizon"] == 64 != TrainConfig(built.env_cls).horizon  # not the library's 32
     app_cfg = built.build(tracker=None).algorithm.config
     lib_cfg = library.build(tracker=None).algorithm.config
     for name in ENV_TUNABLE_FIELDS:

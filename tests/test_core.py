@@ -575,11 +575,11 @@ def test_cartpole_carries_its_tuned_hyperparameters() -> None:
     from rl8.envs import CartPole, Pendulum
 
     config = Trainer(CartPole, tracker=None).algorithm.config
-    assert (config.num_envs, config.horizon, config.sgd_minibatch_size) == (32, 64, 1024)
+    assert (config.num_envs, config.horizon, config.sgd_minibatch_size) == (64, 64, 1024)
     assert (config.num_sgd_iters, config.clip_param, config.optimizer_kwargs["lr"]) == (
-        5,
+        3,
         0.15,
-        1.2e-2,
+        9e-3,
     )
     assert Pendulum.hyperparameters == {}  # the library's defaults
 
