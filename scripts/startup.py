@@ -17,7 +17,8 @@ same machine load:
 How the first step is timed: the app runs with ``progress.log_every_s=0.000001``,
 so it logs a progress line (``... - step 1 | env steps ...``) right after
 the first training step, once that step's metrics were handed to MLflow
-(the run exists by then). The line's timestamp (Hydra's log format,
+(the run exists by then, except in a new local store, whose run is created
+while training starts). The line's timestamp (Hydra's log format,
 millisecond resolution, this machine's clock) minus the wall-clock time just
 before the process was launched is the time to the first completed step.
 The time to the process' exit is shown too (it includes the final
