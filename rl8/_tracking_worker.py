@@ -104,32 +104,35 @@ class _Worker:
 
     def resolve(self, msg: dict[str, Any]) -> dict[str, Any]:
         """Import MLflow and resolve the store "prepare" names: its URI, and
-        whether it is a new local SQLite store in a directory this process may
-        write (no run can be refused there, short of a full disk)."""
+        whether it is a new local SQLite store in a directory that takes new
+        files (no run can be refused there, short of a full disk). The file
+        its schema is built in (by :meth:`prepare`) is that test."""
         self._context(msg)
         mlflow = _import_mlflow()
-        from rl8.tracking import new_local_store
+        from rl8.tracking import new_local_store, schema_file
 
         uri = msg.get("tracking_uri") or mlflow.get_tracking_uri()
         store = new_local_store(uri)
-        new = store is not None and os.access(store.parent, os.W_OK | os.X_OK)
-        return {"tracking_uri": uri, "new_local_store": new}
+        if store is not None and uri not in self.schemas:
+            # Recorded before it is created: a worker told to stop removes it.
+            self.schemas[uri] = schema = schema_file(store)
+            try:
+                schema.touch(exist_ok=False)
+            except OSError:
+                del self.schemas[uri]
+        return {"tracking_uri": uri, "new_local_store": store is not None and uri in self.schemas}
 
     def prepare(self, uri: str) -> None:
         """Open the store at ``uri``. A new local store is only built beside its
-        place, and moved there when a run starts: a config error found
-        meanwhile leaves no store behind."""
-        from rl8.tracking import build_sqlite_store, new_local_store, schema_file
+        place (in the file :meth:`resolve` created), and moved there when a run
+        starts: a config error found meanwhile leaves no store behind."""
+        from rl8.tracking import build_sqlite_store, new_local_store
 
-        store = new_local_store(uri)
-        if store is None:
+        if new_local_store(uri) is None:
             client, _ = self.client(uri)
             client.search_experiments(max_results=1)
-        elif uri not in self.schemas:
-            # Recorded before it is written: a worker told to stop removes it.
-            self.schemas[uri] = schema = schema_file(store)
-            if build_sqlite_store(uri, schema) is None:
-                del self.schemas[uri]
+        elif uri in self.schemas and build_sqlite_store(uri, self.schemas[uri]) is None:
+            self.schemas.pop(uri).unlink(missing_ok=True)
 
     def start(self, msg: dict[str, Any]) -> dict[str, Any]:
         from rl8.tracking import get_or_create_experiment

@@ -217,8 +217,9 @@ def prepare(tracking_uri: str | None = None) -> None:
 
 def prepared_new_store(tracking_uri: str | None = None) -> str | None:
     """The URI of the store :func:`prepare` was called for (in this cwd) if it
-    is a new local SQLite store in a writable directory, else ``None`` (also
-    when :func:`prepare` was not called). Waits for the worker to import MLflow.
+    is a new local SQLite store in a directory that takes new files (the
+    worker created the file its schema is built in), else ``None`` (also when
+    :func:`prepare` was not called). Waits for the worker to import MLflow.
 
     No run can be refused in such a store, short of a full disk: a caller
     creating a run there (not reopening one, not a child run) may go on without

@@ -277,6 +277,22 @@ def test_bad_input_fails_fast_with_a_short_message(case, bad_input_results, mlfl
     assert not [r for r in _runs(mlflow_uri, "cli_bad_input") if r.info.status == "FINISHED"]
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_new_store_where_no_file_can_be_made_fails_before_training(tmp_path) -> None:
+    # A new local store's run is created while training starts only where the
+    # store's file can be made; here (even for root) the run is waited for.
+    uri = "sqlite:////proc/mlflow.db"
+    out = tmp_path / "run"
+    proc = rl8_train(
+        "env=dummy", *TINY, f"mlflow.tracking_uri={uri}", f"hydra.run.dir={out}", cwd=tmp_path
+    )
+    assert proc.returncode == 1
+    assert f"cannot open an MLflow run at tracking_uri='{uri}'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "training Trainer" not in proc.stdout + proc.stderr  # the loop never started
+    assert not (out / checkpoint.CHECKPOINT_NAME).exists()
+
+
 def test_experiment_overlays_are_found_from_any_cwd(tmp_path) -> None:
     proc = rl8_train("+experiment=memory", "--cfg", "job", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

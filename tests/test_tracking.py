@@ -269,6 +269,9 @@ def test_prepare_tells_a_new_local_store_from_others(
     missing_dir = f"sqlite:///{tmp_path / 'no_dir' / 'mlflow.db'}"
     prepare(missing_dir)
     assert prepared_new_store(missing_dir) is None  # cannot be created: the run is waited for
+    if Path("/proc/self").is_dir():  # Linux: a directory that takes no new files, even for root
+        prepare("sqlite:////proc/mlflow.db")
+        assert prepared_new_store("sqlite:////proc/mlflow.db") is None
     assert prepared_new_store("sqlite:///never_prepared.db") is None
 
 
