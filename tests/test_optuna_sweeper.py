@@ -328,6 +328,11 @@ def test_failing_trials_do_not_stop_the_sweep(tmp_path):
         (["hydra.sweeper.params.y='tag(log,interval(0.0,1.0))'"], "log interval needs low > 0"),
         (["+hydra.sweeper.params.nosuchkey='interval(0,1)'"], "nosuchkey"),
         (["hydra.sweeper.sampler._target_=optuna.samplers.NoSuchSampler"], "NoSuchSampler"),
+        (
+            ["+hydra.sweeper.n_trails=3"],
+            "hydra.sweeper.n_trails is not a setting of rl8's Optuna sweeper (did you mean "
+            "'n_trials'?)",
+        ),
     ],
 )
 def test_invalid_search_space_fails_before_any_trial(tmp_path, overrides, fragment):

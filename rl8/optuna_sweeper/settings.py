@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ __all__ = [
     "check_aggregate_setting",
     "check_counts",
     "check_directions",
+    "check_known",
     "custom_search_space",
     "sampler_class",
 ]
@@ -52,6 +53,19 @@ def check_directions(direction: Any) -> list[str]:
     if not out:
         raise SweeperConfigError("hydra.sweeper.direction: empty list")
     return out
+
+
+def check_known(unknown: Sequence[str], known: Iterable[str]) -> None:
+    """Fail on the first key of ``unknown`` (``hydra.sweeper.*`` keys the sweeper
+    does not take, e.g. a typo added with ``+``), naming the closest of ``known``."""
+    from ..errors import did_you_mean
+
+    if unknown:
+        names = sorted(known)
+        raise SweeperConfigError(
+            f"hydra.sweeper.{unknown[0]} is not a setting of rl8's Optuna sweeper"
+            f"{did_you_mean(unknown[0], names)}; its settings: {', '.join(names)}."
+        )
 
 
 def check_counts(counts: Mapping[str, Any], durations: Mapping[str, Any]) -> None:

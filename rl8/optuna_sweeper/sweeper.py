@@ -35,6 +35,7 @@ file, plots) and :mod:`.parent_run` (5: MLflow).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import signal
@@ -155,7 +156,11 @@ class OptunaSweeper(Sweeper):
         plots: bool = True,
         heartbeat_interval: float = 10.0,
         grace_period: float | None = None,
+        **unknown: Any,
     ) -> None:
+        # Keys the sweeper does not take fail in sweep(), as one line naming the key
+        # (a TypeError here would reach the user wrapped in Hydra's instantiation error).
+        self._unknown = sorted(unknown)
         self.sampler_cfg: dict[str, Any] | None = _container(sampler)
         self.pruner_cfg: dict[str, Any] | None = _container(pruner)
         self.direction = _container(direction)
@@ -203,6 +208,8 @@ class OptunaSweeper(Sweeper):
         assert self.config is not None and self.launcher is not None
         redact_log_records()  # the launchers echo every job's overrides
         # ---- 1. validate everything before touching the storage
+        known = inspect.signature(type(self).__init__).parameters
+        settings.check_known(self._unknown, [k for k in known if k not in ("self", "unknown")])
         directions = settings.check_directions(self.direction)
         settings.check_counts(
             {
