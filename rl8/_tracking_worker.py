@@ -56,13 +56,35 @@ class _Run:
     error: str | None = None
 
 
+class _OneRetryNotice(logging.Filter):
+    """MLflow retries a database store that does not answer for ~100 s, with a
+    multi-line warning per attempt: the first becomes one line, the rest go."""
+
+    said = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.getMessage().startswith("SQLAlchemy engine could not be created"):
+            return True
+        if self.said:
+            return False
+        self.said = True
+        error = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+        record.msg = "the MLflow store does not answer (%s); MLflow retries it for ~100 s"
+        record.args = (_first_line(error) if isinstance(error, BaseException) else error,)
+        return True
+
+
 def _import_mlflow() -> Any:
     """MLflow, with its INFO messages (store creation, migrations) silenced:
-    they would reach the user's terminal out of turn."""
+    they would reach the user's terminal out of turn; its retries of a store
+    that does not answer are announced once."""
     import mlflow
 
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    retries = logging.getLogger("mlflow.store.db.utils")
+    if not any(isinstance(f, _OneRetryNotice) for f in retries.filters):
+        retries.addFilter(_OneRetryNotice())
     return mlflow
 
 
@@ -77,6 +99,9 @@ class _Worker:
         self.runs: dict[int, _Run] = {}
         #: Schemas of new local stores built by "prepare" (temporary files), by URI.
         self.schemas: dict[str, Path] = {}
+        #: Stores "prepare" could not open (after MLflow's retries), by (cwd, URI):
+        #: "start" fails with that error at once instead of retrying as long again.
+        self.unopened: dict[tuple[str, str], Exception] = {}
 
     def reply(self, msg: dict[str, Any]) -> None:
         self.replies.write(json.dumps(msg) + "\n")
@@ -98,6 +123,8 @@ class _Worker:
 
         uri = tracking_uri or mlflow.get_tracking_uri()
         key = (os.getcwd(), uri)  # a relative sqlite:/// path depends on the cwd
+        if key in self.unopened:
+            raise self.unopened.pop(key)
         if key not in self.clients:
             self.clients[key] = open_client(uri, schema=self.schemas.pop(uri, None))
         return self.clients[key], uri
@@ -129,8 +156,12 @@ class _Worker:
         from rl8.tracking import build_sqlite_store, new_local_store
 
         if new_local_store(uri) is None:
-            client, _ = self.client(uri)
-            client.search_experiments(max_results=1)
+            try:
+                client, _ = self.client(uri)
+                client.search_experiments(max_results=1)
+            except Exception as e:
+                self.unopened[(os.getcwd(), uri)] = e
+                raise
         elif uri in self.schemas and build_sqlite_store(uri, self.schemas[uri]) is None:
             self.schemas.pop(uri).unlink(missing_ok=True)
 

@@ -300,3 +300,34 @@ def test_a_config_error_leaves_no_mlflow_store_behind(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "trainer.gamma=2.0 is invalid" in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["outputs"]  # Hydra's, only
+
+
+def test_mlflow_retries_of_a_store_that_does_not_answer_are_announced_once() -> None:
+    # MLflow retries an unreachable database for ~100 s, logging a multi-line
+    # warning per attempt; the worker shows the first as one line, drops the rest.
+    import logging
+
+    from rl8._tracking_worker import _OneRetryNotice
+
+    def retry_record(seconds: float) -> logging.LogRecord:
+        error = OSError("connection refused\n\tIs the server running?\n(Background ...)")
+        return logging.LogRecord(
+            "mlflow.store.db.utils",
+            logging.WARNING,
+            __file__,
+            1,
+            "SQLAlchemy engine could not be created. The following exception is caught.\n"
+            "%s\nOperation will be retried in %.1f seconds",
+            (error, seconds),
+            None,
+        )
+
+    notice = _OneRetryNotice()
+    first = retry_record(0.1)
+    assert notice.filter(first)
+    assert first.getMessage() == (
+        "the MLflow store does not answer (connection refused); MLflow retries it for ~100 s"
+    )
+    assert not notice.filter(retry_record(0.3))
+    other = logging.LogRecord("mlflow.store.db.utils", logging.WARNING, __file__, 1, "x", (), None)
+    assert notice.filter(other) and other.getMessage() == "x"
