@@ -49,17 +49,18 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, Any, Final, Literal, TypeAlias
+from typing import IO, Any, Final, Literal, NamedTuple, TypeAlias
 
 from .errors import TrackingError
 
 __all__ = [
     "AUTO",
     "MlflowTracker",
+    "PreparedStore",
     "TrackerArg",
     "flatten",
     "prepare",
-    "prepared_new_store",
+    "prepared_store",
     "resolve_tracker",
     "unique_run_name",
 ]
@@ -215,22 +216,31 @@ def prepare(tracking_uri: str | None = None) -> None:
     )
 
 
-def prepared_new_store(tracking_uri: str | None = None) -> str | None:
-    """The URI of the store :func:`prepare` was called for (in this cwd) if it
-    is a new local SQLite store in a directory that takes new files (the
-    worker created the file its schema is built in), else ``None`` (also when
-    :func:`prepare` was not called). Waits for the worker to import MLflow.
+class PreparedStore(NamedTuple):
+    """The worker's answer to :func:`prepare`."""
 
-    No run can be refused in such a store, short of a full disk: a caller
-    creating a run there (not reopening one, not a child run) may go on without
-    waiting for it (the store's schema takes ~1 s to build). A failure is then
-    raised by the tracker's next flush, wait or close.
-    """
+    #: The store's URI, MLflow's default resolved (absolute for a local file).
+    uri: str
+    #: A new local SQLite store in a directory that takes new files (the
+    #: worker created the file its schema is built in). No run can be refused
+    #: there, short of a full disk: a caller creating a run there (not
+    #: reopening one, not a child run) may go on without waiting for it (the
+    #: schema takes ~1 s to build); a failure is then raised by the tracker's
+    #: next logging call, flush, wait or close.
+    new: bool
+
+
+def prepared_store(tracking_uri: str | None = None) -> PreparedStore | None:
+    """What :func:`prepare` found for ``tracking_uri`` in this cwd; ``None`` when
+    it was not called, or MLflow could not be imported. Waits for the worker to
+    import MLflow (not to open the store)."""
     fut = _prepared.get((_uri(tracking_uri), os.getcwd()))
     if fut is None:
         return None
     reply = fut.result()
-    return str(reply["tracking_uri"]) if reply.get("new_local_store") else None
+    if reply.get("error"):
+        return None
+    return PreparedStore(str(reply["tracking_uri"]), bool(reply.get("new_local_store")))
 
 
 class MlflowTracker:

@@ -250,7 +250,7 @@ def _open_tracker(cfg: DictConfig, job: Job, run_id: str | None) -> Any:
     """One MLflow run for this job (``run_id``: continue that run)."""
     if not cfg.mlflow.enabled:
         return None
-    from .tracking import MlflowTracker, prepared_new_store
+    from .tracking import MlflowTracker, prepared_store
 
     tags: dict[str, Any] = {"rl8.output_dir": str(job.output_dir.resolve())}
     if job.overrides:
@@ -269,6 +269,7 @@ def _open_tracker(cfg: DictConfig, job: Job, run_id: str | None) -> Any:
     run_name = cfg.mlflow.run_name or _run_name(cfg, job)
     if len(run_name) > 250:  # MLflow's limit for run names
         run_name = run_name[:247] + "..."
+    prepared = prepared_store(cfg.mlflow.tracking_uri)
     tracker = MlflowTracker(
         tracking_uri=cfg.mlflow.tracking_uri,
         experiment_name=cfg.mlflow.experiment_name,
@@ -283,15 +284,17 @@ def _open_tracker(cfg: DictConfig, job: Job, run_id: str | None) -> Any:
         # A new run in a new local store is created while training starts (its schema
         # takes ~1 s); elsewhere the run is waited for, so that a store that cannot be
         # opened, or a run not found, fails before the first step.
-        new_store = None
-        if run_id is None and cfg.mlflow.parent_run_id is None:
-            new_store = prepared_new_store(cfg.mlflow.tracking_uri)
-        cfg.mlflow.tracking_uri = new_store or tracker.tracking_uri
+        new_run = run_id is None and cfg.mlflow.parent_run_id is None
+        if new_run and prepared is not None and prepared.new:
+            cfg.mlflow.tracking_uri = prepared.uri
+        else:
+            cfg.mlflow.tracking_uri = tracker.tracking_uri
     except TrackingError as e:
         what = f"MLflow run {run_id!r} of the checkpoint" if run_id else "an MLflow run"
-        raise TrackingError(
-            f"mlflow: cannot open {what} at tracking_uri={cfg.mlflow.tracking_uri!r}: {e}"
-        ) from None
+        where = f"tracking_uri={cfg.mlflow.tracking_uri!r}"
+        if cfg.mlflow.tracking_uri is None and prepared is not None:
+            where = f"MLflow's default store {prepared.uri!r} (mlflow.tracking_uri=null)"
+        raise TrackingError(f"mlflow: cannot open {what} at {where}: {e}") from None
     return tracker
 
 

@@ -293,6 +293,19 @@ def test_a_new_store_where_no_file_can_be_made_fails_before_training(tmp_path) -
     assert not (out / checkpoint.CHECKPOINT_NAME).exists()
 
 
+def test_a_default_store_that_is_not_a_database_is_named_before_training(tmp_path) -> None:
+    (tmp_path / "mlflow.db").write_text("not a database")
+    proc = rl8_train("env=dummy", *TINY, cwd=tmp_path)
+    assert proc.returncode == 1
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert (
+        f"mlflow: cannot open an MLflow run at MLflow's default store '{store}' "
+        "(mlflow.tracking_uri=null): (sqlite3.DatabaseError) file is not a database"
+    ) in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "training Trainer" not in proc.stdout + proc.stderr
+
+
 def test_experiment_overlays_are_found_from_any_cwd(tmp_path) -> None:
     proc = rl8_train("+experiment=memory", "--cfg", "job", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

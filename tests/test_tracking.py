@@ -15,7 +15,7 @@ import pytest
 
 from rl8 import DiscreteDummyEnv, RecurrentTrainer, TrainConfig, Trainer
 from rl8.errors import TrackingError
-from rl8.tracking import AUTO, MlflowTracker, prepare, prepared_new_store
+from rl8.tracking import AUTO, MlflowTracker, PreparedStore, prepare, prepared_store
 
 SMALL = {"num_envs": 8, "horizon": 4}
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -263,16 +263,19 @@ def test_prepare_tells_a_new_local_store_from_others(
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
     prepare()
-    assert prepared_new_store() == f"sqlite:///{tmp_path / 'mlflow.db'}"  # MLflow's default
+    default = f"sqlite:///{tmp_path / 'mlflow.db'}"  # MLflow's default, made absolute
+    assert prepared_store() == PreparedStore(default, new=True)
     prepare(store_uri)
-    assert prepared_new_store(store_uri) is None  # exists
+    assert prepared_store(store_uri) == PreparedStore(store_uri, new=False)  # exists
     missing_dir = f"sqlite:///{tmp_path / 'no_dir' / 'mlflow.db'}"
     prepare(missing_dir)
-    assert prepared_new_store(missing_dir) is None  # cannot be created: the run is waited for
+    assert prepared_store(missing_dir) == PreparedStore(
+        missing_dir, new=False
+    )  # the run is waited for
     if Path("/proc/self").is_dir():  # Linux: a directory that takes no new files, even for root
         prepare("sqlite:////proc/mlflow.db")
-        assert prepared_new_store("sqlite:////proc/mlflow.db") is None
-    assert prepared_new_store("sqlite:///never_prepared.db") is None
+        assert prepared_store("sqlite:////proc/mlflow.db") == ("sqlite:////proc/mlflow.db", False)
+    assert prepared_store("sqlite:///never_prepared.db") is None
 
 
 def test_a_run_that_cannot_be_created_fails_the_next_logging_call() -> None:
