@@ -350,7 +350,7 @@ class MlflowTracker:
         self._worker.send({"op": op, "run": self._key, **fields})
 
     def _raise_failed_write(self) -> None:
-        if self._started.done() and self._started.result().get("error"):
+        if self._started.done():  # the worker answered: _info() raises a failed start
             try:
                 self._info()
             except TrackingError as e:
